@@ -1,0 +1,24 @@
+"""Offline multimodal sentiment: video in, per-utterance sentiment out.
+
+Library API (the CLI is a thin layer over it)::
+
+    from pipeline import PipelineConfig, Models, score_video
+
+    config = PipelineConfig()
+    with Models.load(config) as models:
+        result = score_video(Path("clip.mp4"), config, models)
+
+Names are imported on first use, so ``python -m pipeline --help`` stays instant.
+"""
+
+from importlib import import_module
+
+__all__ = ["PipelineConfig", "Models", "score_video"]
+
+_HOMES = {"PipelineConfig": "pipeline.config", "Models": "pipeline.run", "score_video": "pipeline.run"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _HOMES:
+        return getattr(import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'pipeline' has no attribute {name!r}")

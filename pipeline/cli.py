@@ -1,0 +1,201 @@
+"""Command line: parse, call the library, report. All the work is in ``pipeline.run``.
+
+Exit codes (for scripts): 0 every input scored (or skipped, or had no speech);
+1 at least one input failed, or the set-up is broken; 2 bad command line (argparse);
+130 interrupted with Ctrl-C (finished CSVs are kept, none is half-written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline.config import DEFAULT_WEIGHTS, PipelineConfig
+from pipeline.errors import USER_ERRORS, PipelineError
+from pipeline.output import SummaryRow, csv_path_for, write_summary, write_video_csv
+
+__all__ = ["main", "build_parser", "collect_inputs", "MEDIA_SUFFIXES"]
+
+log = logging.getLogger("pipeline")
+
+#: File endings taken from a folder (files named on the command line are always tried).
+MEDIA_SUFFIXES: frozenset[str] = frozenset({
+    ".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".3gp",
+    ".wav", ".mp3", ".flac", ".m4a", ".ogg", ".opus", ".aac",
+})
+
+EXAMPLES = """\
+examples:
+  python -m pipeline run examples/example.mp4            # one video -> out/example.csv
+  python -m pipeline run videos/ --out results/          # every media file in videos/ + results/summary.csv
+  python -m pipeline run talk.mp4 --asr base             # multilingual Whisper base (detects the language)
+  python -m pipeline run videos/ --skip-existing         # resume an interrupted batch
+
+Each CSV has one row per utterance: start_s, end_s, text, sentiment in [-3, 3]
+(MOSI scale), polarity (|score| < 0.5 is neutral) and the signals behind the score.
+Everything runs offline on the CPU; models come from installed packages and weights/.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline",
+        description="Per-utterance multimodal sentiment (text, voice, face) for videos, offline on a CPU.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser(
+        "run", help="score videos (files or folders)", epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Score each utterance of each video: transcribe (Whisper), measure voice and face, "
+        "align them per word and run the MIAR model.",
+    )
+    run.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                     help="video or audio files, or folders of them (not searched recursively)")
+    run.add_argument("--out", type=Path, default=Path("out"), metavar="DIR",
+                     help="folder for <video stem>.csv files and, for a batch, summary.csv (default: out)")
+    run.add_argument("--asr", default=None, metavar="MODEL",
+                     help="Whisper model: tiny.en (default, English, fastest), base (multilingual) or a "
+                     "CTranslate2 model folder")
+    run.add_argument("--fps", type=float, default=None, metavar="N",
+                     help="frames per second sampled for the face (default 5; lower is faster)")
+    run.add_argument("--weights", type=Path, default=None, metavar="DIR",
+                     help=f"MIAR weights folder (default: {DEFAULT_WEIGHTS.relative_to(DEFAULT_WEIGHTS.parents[1])})")
+    run.add_argument("--skip-existing", action="store_true",
+                     help="skip inputs whose CSV already exists in --out (resume a batch)")
+    run.add_argument("--no-progress", action="store_true", help="do not draw progress bars")
+    for p in (parser, run):
+        p.add_argument("-v", "--verbose", action="count", default=0, help="more log detail (-vv for debug)")
+        p.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    return parser
+
+
+def setup_logging(verbose: int, quiet: bool) -> None:
+    """Log to stderr (stdout is for results only)."""
+    level = logging.ERROR if quiet else logging.DEBUG if verbose >= 2 else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if verbose < 2:  # third-party chatter stays out of an ordinary run
+        for noisy in ("faster_whisper", "httpx", "urllib3", "PIL", "matplotlib", "numba"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def collect_inputs(paths: Sequence[Path]) -> list[Path]:
+    """Expand folders to their media files (sorted); keep files as given.
+
+    Raises:
+        PipelineError: A path does not exist, or a folder holds no media file.
+    """
+    inputs: list[Path] = []
+    for path in paths:
+        if path.is_dir() and path.suffix.lower() not in MEDIA_SUFFIXES:
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
+            if not found:
+                raise PipelineError(f"{path}: folder holds no media file ({', '.join(sorted(MEDIA_SUFFIXES))})")
+            inputs.extend(found)
+        elif path.exists():
+            inputs.append(path)  # a directory named like a video is reported by the probe
+        else:
+            raise PipelineError(f"{path}: no such file or folder")
+    return inputs
+
+
+class _TqdmProgress:
+    """Renders the library's progress callback as one tqdm bar per stage, in media seconds."""
+
+    def __init__(self, video: Path, enabled: bool) -> None:
+        self.video, self.enabled, self.bar, self.stage = video, enabled, None, None
+
+    def __call__(self, stage: str, done: float, total: float) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            self.bar = tqdm(total=round(total, 1), unit="s", desc=f"{self.video.name}: {stage}", leave=False,
+                            file=sys.stderr, bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s")
+        self.bar.n = round(min(done, total), 1)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from pipeline.run import Models, score_video  # heavy imports only when there is work
+
+    config = PipelineConfig().with_overrides(asr_model=args.asr, fps=args.fps, weights_dir=args.weights)
+    show = not args.no_progress and not args.quiet
+    try:
+        inputs = collect_inputs(args.paths)
+        batch = len(inputs) > 1 or any(p.is_dir() for p in args.paths)
+        todo = [p for p in inputs if not (args.skip_existing and csv_path_for(p, args.out).exists())]
+        models = Models.load(config) if todo else None
+    except USER_ERRORS as e:
+        log.error("%s", e)
+        return 1
+
+    rows: list[SummaryRow] = []
+    failed = 0
+    interrupted = False
+    from tqdm import tqdm
+
+    videos = tqdm(inputs, desc="videos", unit="video", disable=not (show and batch), file=sys.stderr)
+    try:
+        for video in videos:
+            target = csv_path_for(video, args.out)
+            if video not in todo:
+                log.info("%s: %s exists, skipped", video, target)
+                rows.append(SummaryRow(str(video), "skipped", csv=str(target)))
+                continue
+            started = time.perf_counter()
+            progress = _TqdmProgress(video, show)
+            try:
+                result = score_video(video, config, models, progress=progress)
+                write_video_csv(result, target, config.output)
+            except USER_ERRORS as e:
+                failed += 1
+                log.error("%s: %s", video, e)
+                rows.append(SummaryRow(str(video), "failed", seconds=time.perf_counter() - started, error=str(e)))
+                continue
+            finally:
+                progress.close()
+            elapsed = time.perf_counter() - started
+            for warning in result.warnings:
+                log.warning("%s: %s", video.name, warning)
+            log.info("%s: %d utterances, mean sentiment %s -> %s (%.1f s)", video.name, len(result.utterances),
+                     "n/a" if result.mean_sentiment is None else f"{result.mean_sentiment:+.2f}", target, elapsed)
+            rows.append(SummaryRow.from_result(video, result, target, elapsed))
+    except KeyboardInterrupt:
+        interrupted = True
+        log.error("interrupted: %d of %d inputs done; finished CSVs are kept", len(rows), len(inputs))
+    finally:
+        videos.close()
+        if models is not None:
+            models.close()
+    if batch:
+        try:
+            write_summary(rows, args.out / "summary.csv", config.output)
+        except USER_ERRORS as e:
+            log.error("%s", e)
+            return 1
+        log.info("summary: %s (%d ok, %d failed)", args.out / "summary.csv", len(rows) - failed, failed)
+    if interrupted:
+        return 130
+    return 1 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose, args.quiet)
+    if args.command == "run":
+        return run_command(args)
+    raise AssertionError(f"unhandled command {args.command}")

@@ -1,0 +1,98 @@
+"""The one place where the pipeline's configuration is assembled.
+
+``PipelineConfig`` is a frozen bundle of the option dataclasses each stage owns
+(defaults live once, in those dataclasses). Environment variables are read here only,
+and only for locations: ``MIAR_CACHE`` (assembled models, feature caches) and
+``MIAR_SHARED`` (the team's data, for training and tests).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from extractors.face import FaceOptions
+from extractors.media import MediaOptions
+from extractors.text import TextOptions
+from extractors.transcript import AsrOptions
+from extractors.voice import VoiceOptions
+from pipeline.align import AlignOptions
+from pipeline.utterances import UtteranceOptions
+
+__all__ = ["OutputOptions", "PipelineConfig", "REPO_ROOT", "DEFAULT_WEIGHTS", "cache_dir", "shared_dir"]
+
+#: The checkout's root (the folder holding pipeline/, extractors/, model/, weights/).
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: The weights shipped in this repository and used unless ``--weights`` says otherwise.
+DEFAULT_WEIGHTS = REPO_ROOT / "weights" / "miar-v1"
+
+
+def cache_dir() -> Path:
+    """Writable cache: ``$MIAR_CACHE``, else ``$XDG_CACHE_HOME/miar``, else ``~/.cache/miar``."""
+    if os.environ.get("MIAR_CACHE"):
+        return Path(os.environ["MIAR_CACHE"]).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "miar"
+
+
+def shared_dir() -> Path:
+    """The team's data folder: ``$MIAR_SHARED``, else ``../shared`` beside the checkout."""
+    return Path(os.environ.get("MIAR_SHARED") or REPO_ROOT.parent / "shared")
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """How results are written.
+
+    Attributes:
+        neutral_band: Scores with ``abs(score) < neutral_band`` are labelled "neutral";
+            0.5 is half a step on MOSI's 7-point scale, where annotators' mean of a
+            neutral clip usually lands.
+        float_digits: Decimal places of floats in the CSV.
+    """
+
+    neutral_band: float = 0.5
+    float_digits: int = 3
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Options of every stage, plus where the weights and cache live.
+
+    Attributes:
+        media: Decoding and frame sampling.
+        asr: Speech recognition.
+        voice: Voice descriptors.
+        face: Face detection and expression features.
+        text: Text encoder (must match the weights' encoder).
+        utterances: Grouping words into utterances.
+        align: Bringing frames to words.
+        output: CSV writing and polarity labels.
+        weights_dir: MIAR weights folder (model.pt + config.json).
+        cache_dir: Writable cache for assembled models.
+    """
+
+    media: MediaOptions = field(default_factory=MediaOptions)
+    asr: AsrOptions = field(default_factory=AsrOptions)
+    voice: VoiceOptions = field(default_factory=VoiceOptions)
+    face: FaceOptions = field(default_factory=FaceOptions)
+    text: TextOptions = field(default_factory=TextOptions)
+    utterances: UtteranceOptions = field(default_factory=UtteranceOptions)
+    align: AlignOptions = field(default_factory=AlignOptions)
+    output: OutputOptions = field(default_factory=OutputOptions)
+    weights_dir: Path = DEFAULT_WEIGHTS
+    cache_dir: Path = field(default_factory=cache_dir)
+
+    def with_overrides(
+        self, *, asr_model: str | None = None, fps: float | None = None, weights_dir: Path | None = None
+    ) -> PipelineConfig:
+        """A copy with the CLI's overrides applied (None leaves the default)."""
+        config = self
+        if asr_model is not None:
+            config = replace(config, asr=replace(config.asr, model=asr_model))
+        if fps is not None:
+            config = replace(config, media=replace(config.media, frame_fps=fps))
+        if weights_dir is not None:
+            config = replace(config, weights_dir=weights_dir)
+        return config
