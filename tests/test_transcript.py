@@ -1,0 +1,72 @@
+"""Whisper (faster-whisper, tiny.en, int8) on real speech: words, timings, accuracy."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.wer import word_error_rate
+from extractors.media import decode_audio
+from extractors.transcript import SAMPLE_RATE_HZ, AsrOptions, Transcriber
+from tests.conftest import requires_shared
+
+log = logging.getLogger(__name__)
+
+
+@pytest.fixture(scope="module")
+def transcriber(tmp_path_factory: pytest.TempPathFactory) -> Transcriber:
+    return Transcriber(AsrOptions(), tmp_path_factory.mktemp("cache"))
+
+
+def check_word_invariants(transcript, duration_s: float) -> None:
+    words = transcript.words
+    starts = np.array([w.start_s for w in words])
+    ends = np.array([w.end_s for w in words])
+    assert np.isfinite(starts).all() and np.isfinite(ends).all()
+    assert (ends >= starts).all()
+    assert (np.diff(starts) >= 0).all(), "word starts go backwards"
+    assert starts.min() >= 0 and ends.max() <= duration_s + 0.5
+    assert all(0.0 <= w.probability <= 1.0 for w in words)
+
+
+def test_digital_silence_has_no_words(transcriber: Transcriber):
+    transcript = transcriber.transcribe(np.zeros(3 * SAMPLE_RATE_HZ, np.float32))
+    assert transcript.words == () and transcript.language == "en"
+
+
+@requires_shared
+def test_grid_word_error_rate(transcriber: Transcriber, shared: Path, ffmpeg: Path):
+    grid = shared / "data" / "clips" / "grid"
+    rows = list(csv.DictReader(open(grid / "transcripts.csv")))
+    rates = []
+    for row in rows:
+        audio = decode_audio(grid / row["path"], ffmpeg)
+        transcript = transcriber.transcribe(audio)
+        check_word_invariants(transcript, len(audio) / SAMPLE_RATE_HZ)
+        rates.append(word_error_rate(row["transcript"], " ".join(w.text for w in transcript.words)))
+    mean_wer = float(np.mean(rates))
+    log.info("GRID tiny.en mean WER %.3f over %d clips", mean_wer, len(rates))
+    assert len(rates) == 10
+    assert mean_wer <= 0.25, f"GRID mean WER {mean_wer:.2f}"
+
+
+@requires_shared
+def test_mosi_clip_close_to_manual_transcript(transcriber: Transcriber, shared: Path, ffmpeg: Path):
+    clip = shared / "data" / "mosi" / "clips" / "Oz06ZWiO20M_6.mp4"
+    manual = "and sucker punch is a failer but like a really ambitious weird the interesting idiosyncratic failure"
+    audio = decode_audio(clip, ffmpeg)
+    transcript = transcriber.transcribe(audio)
+    check_word_invariants(transcript, len(audio) / SAMPLE_RATE_HZ)
+    assert word_error_rate(manual, " ".join(w.text for w in transcript.words)) <= 0.3
+
+
+def test_example_clip_transcript(transcriber: Transcriber, example_clip: Path, repo_root: Path, ffmpeg: Path):
+    sentences = (repo_root / "examples" / "sentences.txt").read_text().split("\n")
+    audio = decode_audio(example_clip, ffmpeg)
+    transcript = transcriber.transcribe(audio)
+    check_word_invariants(transcript, len(audio) / SAMPLE_RATE_HZ)
+    assert word_error_rate(" ".join(sentences), " ".join(w.text for w in transcript.words)) <= 0.2
