@@ -1,0 +1,242 @@
+"""MIAR: Modality Interaction and Alignment Representation (a documented reconstruction).
+
+The paper (arXiv 2601.02414) is public only as an abstract: a representation that lets
+each modality draw on the others (interaction), aligns the modalities' representations
+(contrastive alignment) beside the regression objective, and fuses global tokens into a
+sentiment score. Everything below the abstract's level is our choice; model/DESIGN.md
+explains each one. In short:
+
+1. Projection: each modality's per-token features (text 384-d MiniLM tokens, audio 34-d
+   voice descriptors, vision 56-d face descriptors, all standardised beforehand) go
+   through Linear -> LayerNorm into ``d_model`` plus a learned position embedding.
+2. Modality encoders: a small pre-norm Transformer encoder per modality with key padding
+   masks. A sample that lacks the modality entirely gets one dummy key unmasked inside
+   the encoder (so softmax never sees an all-masked row, which is where NaNs come from)
+   and its outputs are discarded by the presence flag afterwards.
+3. Interaction -> four global tokens. For modality m, a learned query plus m's own pooled
+   summary cross-attends over the *other* modalities' token sequences ("text draws on
+   audio and vision", ...); a fourth learned query attends over all modalities. Every
+   key set includes a learned null key/value, so a sample with nothing to attend to
+   attends to "nothing" rather than producing NaN.
+4. Alignment: the pooled unimodal summaries (before interaction, so cross-attention
+   cannot satisfy it by copying) are projected and L2-normalised; ``info_nce`` is the
+   symmetric InfoNCE between every pair of modalities, computed only on samples where
+   both are present, with a learnable temperature.
+5. Fusion: an MLP over [global token, masked mean of the present modality tokens]
+   -> 3 * tanh -> score in [-3, 3]. A missing modality's token is excluded by the mask.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["MiarDims", "MiarOutput", "Miar", "info_nce", "masked_mean"]
+
+MODALITIES: tuple[str, ...] = ("text", "audio", "vision")
+
+
+@dataclass(frozen=True)
+class MiarDims:
+    """Shape of the network; saved in the weights config so loading rebuilds the same net.
+
+    Attributes:
+        text_dim: Width of text token features (384 for MiniLM-L6).
+        audio_dim: Number of voice descriptor columns.
+        vision_dim: Number of face descriptor columns.
+        d_model: Width of every hidden representation.
+        n_heads: Attention heads in encoders and cross-attention.
+        n_layers: Transformer encoder layers per modality.
+        ff_mult: Feed-forward width as a multiple of ``d_model``.
+        dropout: Dropout inside encoders, attention and the head.
+        proj_dim: Width of the contrastive projection.
+        max_len: Longest sequence the position embedding covers (longer inputs are cut).
+        init_temperature: Starting InfoNCE temperature (learnable, clamped to [0.01, 1]).
+    """
+
+    text_dim: int = 384
+    audio_dim: int = 34
+    vision_dim: int = 56
+    d_model: int = 128
+    n_heads: int = 4
+    n_layers: int = 1
+    ff_mult: int = 2
+    dropout: float = 0.1
+    proj_dim: int = 64
+    max_len: int = 512
+    init_temperature: float = 0.07
+
+    def input_dim(self, modality: str) -> int:
+        return {"text": self.text_dim, "audio": self.audio_dim, "vision": self.vision_dim}[modality]
+
+
+class MiarOutput(NamedTuple):
+    """What a forward pass gives.
+
+    Attributes:
+        score: (B,) sentiment in [-3, 3].
+        present: (B, 3) bool, which modalities each sample had (text, audio, vision).
+        global_tokens: (B, 4, d_model): text-, audio-, vision-centred and the all-modality token.
+        aligned: (B, 3, proj_dim) L2-normalised contrastive projections of the unimodal summaries.
+    """
+
+    score: torch.Tensor
+    present: torch.Tensor
+    global_tokens: torch.Tensor
+    aligned: torch.Tensor
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """Mean of ``x`` over ``dim`` where ``mask`` is True; 0 where nothing is valid (never NaN)."""
+    m = mask.to(x.dtype).unsqueeze(-1)
+    return (x * m).sum(dim) / m.sum(dim).clamp_min(1.0)
+
+
+class _ModalityEncoder(nn.Module):
+    """Projection + LayerNorm + position embedding + small Transformer encoder for one modality."""
+
+    def __init__(self, in_dim: int, dims: MiarDims) -> None:
+        super().__init__()
+        self.proj = nn.Sequential(nn.Linear(in_dim, dims.d_model), nn.LayerNorm(dims.d_model))
+        self.pos = nn.Embedding(dims.max_len, dims.d_model)
+        nn.init.normal_(self.pos.weight, std=0.02)
+        layer = nn.TransformerEncoderLayer(
+            dims.d_model, dims.n_heads, dims.ff_mult * dims.d_model, dims.dropout,
+            batch_first=True, norm_first=True,
+        )
+        self.encoder = nn.TransformerEncoder(layer, dims.n_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dims.d_model)
+        self.max_len = dims.max_len
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x, mask = x[:, : self.max_len], mask[:, : self.max_len]
+        h = self.proj(x) + self.pos.weight[: x.shape[1]].unsqueeze(0)
+        # A sample without this modality would have an all-masked attention row (NaN);
+        # unmask its first (zero) position inside the encoder only.
+        absent = ~mask.any(dim=1)
+        attend = mask.clone()
+        attend[absent, 0] = True
+        h = self.norm(self.encoder(h, src_key_padding_mask=~attend))
+        return h * mask.unsqueeze(-1).to(h.dtype)
+
+
+class _Interaction(nn.Module):
+    """A learned query (plus an optional own summary) cross-attending over key sequences and a null token."""
+
+    def __init__(self, dims: MiarDims) -> None:
+        super().__init__()
+        self.query = nn.Parameter(torch.randn(dims.d_model) * 0.02)
+        self.null = nn.Parameter(torch.randn(1, 1, dims.d_model) * 0.02)
+        self.attn = nn.MultiheadAttention(dims.d_model, dims.n_heads, dropout=dims.dropout, batch_first=True)
+        self.norm_q = nn.LayerNorm(dims.d_model)
+        self.ff = nn.Sequential(
+            nn.LayerNorm(dims.d_model), nn.Linear(dims.d_model, dims.ff_mult * dims.d_model), nn.GELU(),
+            nn.Dropout(dims.dropout), nn.Linear(dims.ff_mult * dims.d_model, dims.d_model),
+        )
+        self.out_norm = nn.LayerNorm(dims.d_model)
+
+    def forward(self, summary: torch.Tensor | None, keys: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        b = keys.shape[0]
+        q = self.query.expand(b, -1) if summary is None else self.query + summary
+        q = self.norm_q(q).unsqueeze(1)
+        kv = torch.cat([self.null.expand(b, -1, -1), keys], dim=1)
+        valid = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=keys.device), key_mask], dim=1)
+        drawn, _ = self.attn(q, kv, kv, key_padding_mask=~valid, need_weights=False)
+        h = q.squeeze(1) + drawn.squeeze(1)
+        return self.out_norm(h + self.ff(h))
+
+
+class Miar(nn.Module):
+    """The MIAR network: any subset of modalities per sample in, a score in [-3, 3] out."""
+
+    def __init__(self, dims: MiarDims = MiarDims()) -> None:
+        super().__init__()
+        self.dims = dims
+        self.encoders = nn.ModuleDict({m: _ModalityEncoder(dims.input_dim(m), dims) for m in MODALITIES})
+        self.interactions = nn.ModuleDict({m: _Interaction(dims) for m in MODALITIES})
+        self.global_interaction = _Interaction(dims)
+        self.align_proj = nn.ModuleDict({
+            m: nn.Sequential(nn.Linear(dims.d_model, dims.d_model), nn.GELU(), nn.Linear(dims.d_model, dims.proj_dim))
+            for m in MODALITIES
+        })
+        self.log_inv_temperature = nn.Parameter(torch.tensor(math.log(1.0 / dims.init_temperature)))
+        self.head = nn.Sequential(
+            nn.Linear(2 * dims.d_model, dims.d_model), nn.GELU(), nn.Dropout(dims.dropout), nn.Linear(dims.d_model, 1),
+        )
+
+    @property
+    def temperature(self) -> torch.Tensor:
+        """InfoNCE temperature, clamped to [0.01, 1] so the logits stay sane."""
+        return (1.0 / self.log_inv_temperature.exp()).clamp(0.01, 1.0)
+
+    def forward(
+        self,
+        text: torch.Tensor, text_mask: torch.Tensor,
+        audio: torch.Tensor, audio_mask: torch.Tensor,
+        vision: torch.Tensor, vision_mask: torch.Tensor,
+    ) -> MiarOutput:
+        """Score a padded batch.
+
+        Args:
+            text, audio, vision: (B, L_m, D_m) standardised features, zeros where masked.
+            text_mask, audio_mask, vision_mask: (B, L_m) bool, True where valid. A modality
+                is missing for a sample when its row is all False.
+        """
+        inputs = {"text": (text, text_mask), "audio": (audio, audio_mask), "vision": (vision, vision_mask)}
+        seqs, masks, summaries = {}, {}, {}
+        for m in MODALITIES:
+            x, mask = inputs[m]
+            mask = mask[:, : self.dims.max_len]
+            seqs[m], masks[m] = self.encoders[m](x, mask), mask
+            summaries[m] = masked_mean(seqs[m], mask)
+        present = torch.stack([masks[m].any(dim=1) for m in MODALITIES], dim=1)  # (B, 3)
+
+        tokens = []
+        for m in MODALITIES:
+            others = [o for o in MODALITIES if o != m]
+            keys = torch.cat([seqs[o] for o in others], dim=1)
+            key_mask = torch.cat([masks[o] for o in others], dim=1)
+            tokens.append(self.interactions[m](summaries[m], keys, key_mask))
+        all_keys = torch.cat([seqs[m] for m in MODALITIES], dim=1)
+        all_mask = torch.cat([masks[m] for m in MODALITIES], dim=1)
+        tokens.append(self.global_interaction(None, all_keys, all_mask))
+        global_tokens = torch.stack(tokens, dim=1)  # (B, 4, d)
+
+        modality_mean = masked_mean(global_tokens[:, :3], present)
+        fused = torch.cat([global_tokens[:, 3], modality_mean], dim=-1)
+        score = 3.0 * torch.tanh(self.head(fused).squeeze(-1))
+
+        aligned = torch.stack([F.normalize(self.align_proj[m](summaries[m]), dim=-1) for m in MODALITIES], dim=1)
+        return MiarOutput(score=score, present=present, global_tokens=global_tokens, aligned=aligned)
+
+    def alignment_loss(self, out: MiarOutput) -> torch.Tensor:
+        """Mean symmetric InfoNCE over modality pairs that have at least two co-present samples."""
+        losses = []
+        for i in range(len(MODALITIES)):
+            for j in range(i + 1, len(MODALITIES)):
+                both = out.present[:, i] & out.present[:, j]
+                if int(both.sum()) >= 2:
+                    losses.append(info_nce(out.aligned[both, i], out.aligned[both, j], self.temperature))
+        if not losses:
+            return out.score.new_zeros(())
+        return torch.stack(losses).mean()
+
+
+def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: torch.Tensor | float) -> torch.Tensor:
+    """Symmetric InfoNCE: row i of ``a`` should match row i of ``b`` against every other row.
+
+    Args:
+        a, b: (N, P) L2-normalised embeddings of the same N samples in two modalities.
+        temperature: Softmax temperature (> 0).
+
+    Returns:
+        Scalar loss: mean of the a->b and b->a cross-entropies.
+    """
+    logits = a @ b.T / temperature
+    target = torch.arange(len(a), device=a.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))

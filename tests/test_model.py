@@ -1,0 +1,217 @@
+"""MIAR network, masks, alignment loss, checkpoints, metrics, and the shipped weights."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from extractors import face as face_mod
+from extractors import voice as voice_mod
+from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from model.data import ModalityStats, SampleInput, collate
+from model.metrics import mosi_metrics
+from model.miar import Miar, MiarDims, info_nce
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = REPO_ROOT / "weights" / "miar-v1"
+DIMS = MiarDims(d_model=32, n_heads=2, n_layers=1, proj_dim=16, dropout=0.0)
+INPUT_DIMS = {"text": 384, "audio": len(voice_mod.COLUMNS), "vision": len(face_mod.COLUMNS)}
+
+
+def _sample(rng: np.random.Generator, text: int = 6, audio: int | None = 5, vision: int | None = 4) -> SampleInput:
+    def arr(n: int | None, d: int) -> np.ndarray | None:
+        return None if n is None else rng.normal(size=(n, d)).astype(np.float32)
+
+    return SampleInput(
+        text=arr(text, 384), text_mask=np.ones(text, dtype=bool),
+        audio=arr(audio, INPUT_DIMS["audio"]), audio_mask=None if audio is None else np.ones(audio, dtype=bool),
+        vision=arr(vision, INPUT_DIMS["vision"]), vision_mask=None if vision is None else np.ones(vision, dtype=bool),
+    )
+
+
+def _forward(model: Miar, samples: list[SampleInput]):
+    b = collate(samples, INPUT_DIMS)
+    return model(b.text, b.text_mask, b.audio, b.audio_mask, b.vision, b.vision_mask)
+
+
+@pytest.fixture(scope="module")
+def model() -> Miar:
+    torch.manual_seed(0)
+    return Miar(replace(DIMS, audio_dim=INPUT_DIMS["audio"], vision_dim=INPUT_DIMS["vision"])).eval()
+
+
+def test_forward_finite_whatever_is_missing(model: Miar) -> None:
+    rng = np.random.default_rng(0)
+    batches = {
+        "all present": [_sample(rng), _sample(rng, text=3, audio=7, vision=2)],
+        "audio absent everywhere": [_sample(rng, audio=None), _sample(rng, audio=None, vision=None)],
+        "vision absent everywhere": [_sample(rng, vision=None), _sample(rng, vision=None)],
+        "text only": [_sample(rng, audio=None, vision=None)] * 3,
+        "mixed": [_sample(rng, audio=None), _sample(rng, vision=None), _sample(rng, text=2)],
+    }
+    for name, samples in batches.items():
+        out = _forward(model, samples)
+        assert torch.isfinite(out.score).all(), name
+        assert torch.isfinite(out.global_tokens).all(), name
+        assert (out.score.abs() <= 3).all(), name
+    out = _forward(model, batches["audio absent everywhere"])
+    assert not out.present[:, 1].any() and out.present[:, 0].all()
+
+
+def test_sample_with_no_valid_token_at_all_is_finite(model: Miar) -> None:
+    empty = SampleInput(text=np.zeros((2, 384), np.float32), text_mask=np.zeros(2, dtype=bool))
+    out = _forward(model, [empty, _sample(np.random.default_rng(1))])
+    assert torch.isfinite(out.score).all()
+    loss = model.alignment_loss(out)
+    assert torch.isfinite(loss)
+
+
+def test_gradients_are_finite_with_missing_modalities() -> None:
+    torch.manual_seed(0)
+    net = Miar(replace(DIMS, audio_dim=INPUT_DIMS["audio"], vision_dim=INPUT_DIMS["vision"]))
+    rng = np.random.default_rng(2)
+    out = _forward(net, [_sample(rng, audio=None, vision=None), _sample(rng, audio=None, vision=None)])
+    out.score.sum().backward()
+    grads = [p.grad for p in net.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_padding_values_do_not_change_the_output(model: Miar) -> None:
+    rng = np.random.default_rng(3)
+    short, long = _sample(rng, text=3, audio=2, vision=2), _sample(rng, text=9, audio=8, vision=7)
+    b = collate([short, long], INPUT_DIMS)
+    base = model(b.text, b.text_mask, b.audio, b.audio_mask, b.vision, b.vision_mask).score
+    noisy = {}
+    for name in ("text", "audio", "vision"):
+        values, mask = getattr(b, name).clone(), getattr(b, f"{name}_mask")
+        values[~mask] = torch.randn_like(values[~mask]) * 100
+        noisy[name] = values
+    out = model(noisy["text"], b.text_mask, noisy["audio"], b.audio_mask, noisy["vision"], b.vision_mask).score
+    torch.testing.assert_close(out, base, atol=1e-5, rtol=1e-5)
+    # and the masked-out sample scores as it does alone
+    alone = _forward(model, [short]).score
+    torch.testing.assert_close(base[:1], alone, atol=1e-5, rtol=1e-5)
+
+
+def test_info_nce_prefers_aligned_pairs() -> None:
+    g = torch.Generator().manual_seed(0)
+    a = torch.nn.functional.normalize(torch.randn(16, 8, generator=g), dim=-1)
+    b = torch.nn.functional.normalize(a + 0.1 * torch.randn(16, 8, generator=g), dim=-1)
+    aligned = info_nce(a, b, 0.1)
+    shuffled = info_nce(a, b[torch.randperm(16, generator=g)], 0.1)
+    assert float(aligned) < float(shuffled)
+    assert float(aligned) < np.log(16)  # better than chance
+
+
+def test_alignment_loss_only_uses_co_present_pairs(model: Miar) -> None:
+    rng = np.random.default_rng(4)
+    text_only = _forward(model, [_sample(rng, audio=None, vision=None) for _ in range(4)])
+    assert float(model.alignment_loss(text_only).detach()) == 0.0
+    full = _forward(model, [_sample(rng) for _ in range(4)])
+    assert float(model.alignment_loss(full).detach()) > 0.0
+
+
+def _save(folder: Path, model: Miar, **overrides) -> Path:
+    rng = np.random.default_rng(5)
+    stats = {"text": ModalityStats(rng.normal(size=384).astype(np.float32), np.full(384, 2.0, np.float32)),
+             "audio": None, "vision": None}
+    kwargs = dict(text_encoder="all-MiniLM-L6-v2", text_extractor_version="text-v1", max_tokens=128,
+                  audio_columns=voice_mod.COLUMNS, vision_columns=face_mod.COLUMNS, stats=stats,
+                  trained_modalities=("text",), training={"sources": ["unit-test"]})
+    kwargs.update(overrides)
+    return save_checkpoint(folder, model, **kwargs)
+
+
+def _load(folder: Path, **overrides):
+    kwargs = dict(expected_encoder="all-MiniLM-L6-v2", expected_audio_columns=voice_mod.COLUMNS,
+                  expected_vision_columns=face_mod.COLUMNS)
+    kwargs.update(overrides)
+    return load_checkpoint(folder, **kwargs)
+
+
+def test_checkpoint_round_trip(model: Miar, tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    samples = [_sample(rng, text=n) for n in (3, 8, 5)]
+    first = _load(_save(tmp_path / "w", model))
+    config = json.loads((tmp_path / "w" / "config.json").read_text())
+    assert config["trained_modalities"] == ["text"]
+    assert config["normalisation"]["audio"]["trained"] is False
+    assert config["audio_columns"] == list(voice_mod.COLUMNS)
+    pred = first.predict(samples)
+    assert pred.shape == (3,) and pred.dtype == np.float32 and np.isfinite(pred).all()
+    np.testing.assert_array_equal(pred, _load(tmp_path / "w").predict(samples))
+    np.testing.assert_array_equal(pred, first.predict(samples))  # deterministic
+    assert first.predict([]).shape == (0,)
+    assert first.modalities == ("text",)
+
+
+def test_untrained_modalities_are_not_fed(model: Miar, tmp_path: Path) -> None:
+    loaded = _load(_save(tmp_path / "w", model))
+    rng = np.random.default_rng(7)
+    full = _sample(rng)
+    text_only = SampleInput(text=full.text, text_mask=full.text_mask)
+    np.testing.assert_array_equal(loaded.predict([full]), loaded.predict([text_only]))
+
+
+def test_sha256_mismatch_raises(model: Miar, tmp_path: Path) -> None:
+    folder = _save(tmp_path / "w", model)
+    data = bytearray((folder / "model.pt").read_bytes())
+    data[-10] ^= 0xFF
+    (folder / "model.pt").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        _load(folder)
+
+
+def test_missing_files_raise(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="lacks"):
+        _load(tmp_path)
+
+
+def test_column_and_encoder_mismatch_raise(model: Miar, tmp_path: Path) -> None:
+    folder = _save(tmp_path / "w", model)
+    with pytest.raises(CheckpointError, match="audio_columns"):
+        _load(folder, expected_audio_columns=voice_mod.COLUMNS[::-1])
+    with pytest.raises(CheckpointError, match="vision_columns"):
+        _load(folder, expected_vision_columns=face_mod.COLUMNS[:-1] + ("extra",))
+    with pytest.raises(CheckpointError, match="text encoder"):
+        _load(folder, expected_encoder="some-other-encoder")
+
+
+def test_metrics_against_hand_computed_values() -> None:
+    pred = np.array([2.0, -1.0, 0.4, -0.2, 0.0])
+    label = np.array([1.5, -2.0, 0.0, 0.3, -0.6])
+    m = mosi_metrics(pred, label)
+    assert m.mae == pytest.approx(0.6)
+    assert m.corr == pytest.approx(5.132 / np.sqrt(4.912 * 6.572))
+    assert m.acc2_has0 == pytest.approx(3 / 5)  # >=0: TFTFT vs TFTTF
+    assert m.f1_has0 == pytest.approx(0.6)  # (3 * 2/3 + 2 * 1/2) / 5
+    assert m.acc2_non0 == pytest.approx(3 / 4)  # label 0 dropped
+    assert m.f1_non0 == pytest.approx((2 * 2 / 3 + 2 * 0.8) / 4)
+    assert m.acc7 == pytest.approx(3 / 5)  # classes 2,-1,0,0,0 vs 2,-2,0,0,-1
+    assert m.n == 5
+
+
+def test_metrics_reject_bad_shapes() -> None:
+    with pytest.raises(ValueError):
+        mosi_metrics(np.zeros(3), np.zeros(4))
+
+
+@pytest.mark.skipif(not (SHIPPED / "model.pt").is_file(), reason="weights/miar-v1 not trained yet")
+def test_shipped_weights_score_obvious_sentences() -> None:
+    from extractors.text import TextEncoder, TextOptions, normalise_text
+
+    loaded = _load(SHIPPED)
+    assert loaded.modalities == ("text",)
+    assert (SHIPPED / "model.pt").stat().st_size + (SHIPPED / "config.json").stat().st_size < 20e6
+    encoder = TextEncoder(TextOptions(encoder=loaded.text_encoder))
+    sentences = ["I loved this movie, it was wonderful!", "This was a terrible, boring waste of time."]
+    feats = encoder.encode_batch([normalise_text(s).split() for s in sentences])
+    samples = [SampleInput(text=f.values, text_mask=np.ones(len(f.tokens), dtype=bool)) for f in feats]
+    positive, negative = loaded.predict(samples)
+    assert positive > 1.0
+    assert negative < -1.0
