@@ -61,7 +61,15 @@ class Models:
 
     @classmethod
     def load(cls, config: PipelineConfig) -> Models:
-        """Load all models named by ``config`` (offline; raises ModelNotFoundError/CheckpointError)."""
+        """Load all models named by ``config`` (offline; raises ModelNotFoundError/CheckpointError).
+
+        Also sets PyTorch's thread count (``config.torch_threads``): a process-wide
+        setting, so it is applied here, where the process commits to running the pipeline.
+        """
+        if config.torch_threads > 0:
+            import torch
+
+            torch.set_num_threads(config.torch_threads)
         miar = load_checkpoint(
             config.weights_dir,
             expected_encoder=config.text.encoder,

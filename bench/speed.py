@@ -1,0 +1,462 @@
+"""Speed and memory of the real pipeline: a benchmark anyone can re-run.
+
+    python bench/speed.py                     # everything, 10-minute video included (~10 min on 2 cores)
+    python bench/speed.py --quick             # skip the 10-minute video
+    python bench/speed.py --json bench/results.json --weights weights/miar-v1
+
+Each input set runs in a fresh Python process, so that cold start (imports +
+``Models.load``) is measured as a user meets it and peak RSS
+(``getrusage(RUSAGE_SELF).ru_maxrss``) belongs to that input alone. Inputs:
+
+- ``examples/example.mp4`` (16.4 s, three utterances);
+- the 10 GRID clips of ``$MIAR_SHARED/data/clips/grid`` as one batch, models loaded once;
+- ``$MIAR_SHARED/data/clips/pyfeat/WolfgangLanger_Pexels.mp4`` (19.7 s, silent audio: the
+  pipeline stops after ASR with status "no_speech");
+- 1-minute and 10-minute videos built here by concatenating the example clip (ffmpeg stream
+  copy, cached in ``$MIAR_CACHE/bench`` and reused). For these the same process then measures
+  the limits: ffmpeg decoding alone (audio, and frames as the face stage samples them) and ASR
+  alone (``Transcriber.transcribe`` on the same decoded audio).
+
+Timings are wall seconds (``time.perf_counter``) of the stages ``score_video`` reports, plus
+``output`` (``write_video_csv``) and ``other`` (what is left of the video's wall time). The
+real-time factor (RTF) is seconds of work per second of media. The table goes to stdout,
+progress notes to stderr, and ``--json`` writes the same numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run as ``python bench/speed.py``: make the packages importable
+    sys.path.insert(0, str(REPO_ROOT))
+
+log = logging.getLogger("bench.speed")
+
+#: Stages in the order the pipeline runs them (``VideoResult.stage_seconds`` keys, then ours).
+STAGES: tuple[str, ...] = ("decode", "asr", "voice", "face", "text", "align", "model", "output")
+#: The example clip every long video is built from.
+EXAMPLE_CLIP = REPO_ROOT / "examples" / "example.mp4"
+#: Lengths of the built long videos, seconds.
+LONG_VIDEOS_S: dict[str, float] = {"long-1min": 60.0, "long-10min": 600.0}
+#: A worker running longer than this is stopped and reported as failed.
+WORKER_TIMEOUT_S = 3600.0
+#: KiB (Linux's ru_maxrss unit) to MB (10^6 bytes), the unit of the memory target.
+KIB_TO_MB = 1024 / 1e6
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The speed and memory goals the run is judged against (issue "Speed and memory").
+
+    Attributes:
+        long_rtf: Real-time factor of the 10-minute video (0.25 = 150 s for 10 min).
+        asr_overhead_ratio: Whole pipeline / ASR alone on the 10-minute video: everything
+            besides Whisper may cost at most 60% on top of it.
+        peak_rss_mb: Peak resident memory of any one run.
+        rss_growth: Allowed relative peak-RSS growth from the 1-minute to the 10-minute
+            video: memory must not scale with video length (frames are streamed).
+        grid_s_per_clip: Mean seconds per 3-s GRID clip in a batch, after start-up.
+        cold_start_s: Imports + ``Models.load`` in a fresh process.
+    """
+
+    long_rtf: float = 0.25
+    asr_overhead_ratio: float = 1.6
+    peak_rss_mb: float = 3000.0
+    rss_growth: float = 0.15
+    grid_s_per_clip: float = 3.0
+    cold_start_s: float = 15.0
+
+
+@dataclass(frozen=True)
+class Case:
+    """One input set, run in its own process.
+
+    Attributes:
+        name: Short label used in the table and JSON.
+        inputs: Media files, scored in order with the models loaded once.
+        measure_limits: Also time ffmpeg decoding alone and ASR alone on the first input.
+        note: Printed under the case's table.
+    """
+
+    name: str
+    inputs: tuple[Path, ...]
+    measure_limits: bool = False
+    note: str = ""
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+def _peak_rss_mb(who: int) -> float:
+    return resource.getrusage(who).ru_maxrss * KIB_TO_MB
+
+
+def run_worker(spec_path: Path) -> None:
+    """Score a case's inputs in this (fresh) process and write the measurements as JSON.
+
+    The spec is written by the parent: ``name``, ``inputs``, ``measure_limits``,
+    ``weights`` (or None) and ``result`` (where the JSON goes).
+    """
+    spec = json.loads(spec_path.read_text())
+    start = time.perf_counter()
+    from pipeline.config import PipelineConfig  # imported here: part of the cold start
+    from pipeline.output import write_video_csv
+    from pipeline.run import Models, score_video
+
+    imported = time.perf_counter()
+    config = PipelineConfig()
+    if spec["weights"]:
+        config = config.with_overrides(weights_dir=Path(spec["weights"]))
+    models = Models.load(config)
+    loaded = time.perf_counter()
+    out: dict[str, Any] = {
+        "name": spec["name"],
+        "loadavg_before": list(os.getloadavg()),
+        "cold_start": {"imports_s": imported - start, "models_load_s": loaded - imported, "total_s": loaded - start},
+        "rss_after_load_mb": _peak_rss_mb(resource.RUSAGE_SELF),
+        "videos": [],
+    }
+    try:
+        with tempfile.TemporaryDirectory(prefix="miar-bench-") as tmp:
+            for path in map(Path, spec["inputs"]):
+                log.info("%s: scoring %s", spec["name"], path.name)
+                began = time.perf_counter()
+                result = score_video(path, config, models)
+                scored = time.perf_counter()
+                write_video_csv(result, Path(tmp) / f"{path.stem}.csv", config.output)
+                written = time.perf_counter()
+                stage_s = dict(result.stage_seconds)
+                stage_s["output"] = written - scored
+                out["videos"].append({
+                    "path": str(path), "media_s": result.media.duration_s, "status": result.status,
+                    "utterances": len(result.utterances), "wall_s": written - began, "stage_s": stage_s,
+                    "face_coverage": result.face_coverage, "warnings": list(result.warnings),
+                })
+            out["peak_rss_mb"] = _peak_rss_mb(resource.RUSAGE_SELF)
+            if spec["measure_limits"]:
+                out["limits"] = _measure_limits(Path(spec["inputs"][0]), config, models)
+    finally:
+        models.close()
+    out["loadavg_after"] = list(os.getloadavg())
+    Path(spec["result"]).write_text(json.dumps(out, indent=1))
+
+
+def _measure_limits(path: Path, config: Any, models: Any) -> dict[str, float]:
+    """What the pipeline cannot beat: ffmpeg decoding alone and Whisper alone on the same audio."""
+    from extractors.media import decode_audio, iter_frames, probe
+
+    log.info("limits: decoding %s alone", path.name)
+    began = time.perf_counter()
+    media = probe(path, models.ffmpeg)
+    audio = decode_audio(path, models.ffmpeg, config.media.sample_rate_hz)
+    audio_s = time.perf_counter() - began
+    began = time.perf_counter()
+    n_frames = sum(1 for _ in iter_frames(media, models.ffmpeg, config.media.frame_fps, config.media.max_side_px))
+    frames_s = time.perf_counter() - began
+    log.info("limits: ASR alone on %.0f s of audio", len(audio) / config.media.sample_rate_hz)
+    began = time.perf_counter()
+    models.transcriber.transcribe(audio)
+    asr_s = time.perf_counter() - began
+    return {"decode_audio_alone_s": audio_s, "decode_frames_alone_s": frames_s, "frames": n_frames,
+            "asr_alone_s": asr_s}
+
+
+# --------------------------------------------------------------------------- parent side
+
+
+def machine_info() -> dict[str, Any]:
+    """Enough about the machine to compare two runs: CPU, cores, memory, load, versions, date."""
+    cpu_model = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_total_gb = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_total_gb = int(line.split()[1]) * 1024 / 1e9
+                break
+    except OSError:
+        pass
+    cores_usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "host": platform.node(), "platform": platform.platform(), "python": platform.python_version(),
+        "cpu_model": cpu_model, "cores": os.cpu_count(), "cores_usable": cores_usable,
+        "mem_total_gb": mem_total_gb, "loadavg": list(os.getloadavg()),
+    }
+
+
+def build_long_video(ffmpeg: Path, source: Path, seconds: float, cache: Path) -> Path:
+    """``source`` repeated (ffmpeg concat, stream copy) and cut to ``seconds``; built once, then reused.
+
+    The file name carries the source's hash, so an edited example clip gets a new video.
+
+    Raises:
+        RuntimeError: ffmpeg failed (its last stderr line is kept).
+    """
+    from extractors.assets import sha256_of
+    from extractors.media import probe
+
+    target = cache / f"{source.stem}-{int(seconds)}s-{sha256_of(source)[:12]}.mp4"
+    if target.is_file():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    copies = int(seconds // probe(source, ffmpeg).duration_s) + 1
+    log.info("building %s (%d copies of %s)", target, copies, source.name)
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        listing = Path(tmp) / "list.txt"
+        quoted = str(source.resolve()).replace("'", "'\\''")
+        listing.write_text(f"file '{quoted}'\n" * copies)
+        partial = Path(tmp) / target.name
+        cmd = [str(ffmpeg), "-nostdin", "-hide_banner", "-loglevel", "error", "-f", "concat", "-safe", "0",
+               "-i", str(listing), "-c", "copy", "-t", f"{seconds:g}", str(partial)]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"ffmpeg could not build {target.name}: {done.stderr.strip()[-300:]}")
+        os.replace(partial, target)  # the cached name only ever holds a complete video
+    return target
+
+
+def plan_cases(quick: bool, cache: Path) -> tuple[list[Case], list[dict[str, str]]]:
+    """The cases to run, and those skipped with the reason."""
+    from extractors.assets import resolve_ffmpeg
+    from pipeline.config import shared_dir
+
+    cases = [Case("example", (EXAMPLE_CLIP,))]
+    skipped: list[dict[str, str]] = []
+    shared = shared_dir()
+    grid = sorted((shared / "data" / "clips" / "grid").glob("*.mpg"))
+    if grid:
+        cases.append(Case("grid-batch", tuple(grid)))
+    else:
+        skipped.append({"name": "grid-batch", "reason": f"no GRID clips under {shared} (set MIAR_SHARED)"})
+    silent = shared / "data" / "clips" / "pyfeat" / "WolfgangLanger_Pexels.mp4"
+    if silent.is_file():
+        cases.append(Case("silent-19.7s", (silent,),
+                          note="silent audio: no speech recognised, so the run stops after ASR (status no_speech)"))
+    else:
+        skipped.append({"name": "silent-19.7s", "reason": f"{silent} not found (set MIAR_SHARED)"})
+    ffmpeg = resolve_ffmpeg()
+    for name, seconds in LONG_VIDEOS_S.items():
+        if quick and seconds > 60:
+            skipped.append({"name": name, "reason": "--quick"})
+            continue
+        video = build_long_video(ffmpeg, EXAMPLE_CLIP, seconds, cache)
+        cases.append(Case(name, (video,), measure_limits=True,
+                          note=f"example.mp4 repeated to {seconds:g} s (stream copy): {video}"))
+    return cases, skipped
+
+
+def run_case(case: Case, weights: Path | None) -> dict[str, Any]:
+    """Run one case in a fresh interpreter; returns its measurements, or an ``error`` entry."""
+    with tempfile.TemporaryDirectory(prefix="miar-bench-") as tmp:
+        spec = Path(tmp) / "spec.json"
+        result = Path(tmp) / "result.json"
+        spec.write_text(json.dumps({"name": case.name, "inputs": [str(p) for p in case.inputs],
+                                    "measure_limits": case.measure_limits,
+                                    "weights": str(weights) if weights else None, "result": str(result)}))
+        log.info("running %s (%d input%s) in a fresh process", case.name, len(case.inputs),
+                 "" if len(case.inputs) == 1 else "s")
+        began = time.perf_counter()
+        try:
+            done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", str(spec)],
+                                  cwd=REPO_ROOT, capture_output=True, text=True, timeout=WORKER_TIMEOUT_S,
+                                  check=False)
+        except subprocess.TimeoutExpired:
+            return {"name": case.name, "error": f"timed out after {WORKER_TIMEOUT_S:.0f} s"}
+        process_s = time.perf_counter() - began
+        if done.returncode != 0 or not result.is_file():
+            tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+            return {"name": case.name, "error": f"worker exited {done.returncode}:\n{tail}"}
+        measured = json.loads(result.read_text())
+    measured["process_s"] = process_s
+    measured["note"] = case.note
+    videos = measured["videos"]
+    media_s = sum(v["media_s"] for v in videos)
+    wall_s = sum(v["wall_s"] for v in videos)
+    stage_s = {s: sum(v["stage_s"].get(s, 0.0) for v in videos) for s in STAGES}
+    stage_s["other"] = max(0.0, wall_s - sum(stage_s.values()))  # splitting, signals, bookkeeping
+    not_run = [s for s in STAGES if not any(s in v["stage_s"] for v in videos)]
+    measured["totals"] = {"media_s": media_s, "wall_s": wall_s, "rtf": wall_s / media_s if media_s else None,
+                          "stage_s": stage_s, "stages_not_run": not_run, "s_per_input": wall_s / len(videos)}
+    if "limits" in measured:
+        lim = measured["limits"]
+        lim["overhead_ratio"] = wall_s / lim["asr_alone_s"] if lim["asr_alone_s"] > 0 else None
+        lim["asr_alone_rtf"] = lim["asr_alone_s"] / media_s if media_s else None
+    return measured
+
+
+def judge(runs: dict[str, dict[str, Any]], targets: Targets) -> list[dict[str, Any]]:
+    """Each target with its measured value and PASS (True), MISS (False) or not measured (None)."""
+    def get(name: str, *keys: str) -> float | None:
+        value: Any = runs.get(name)
+        if value is None or "error" in value:
+            return None
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        return value
+
+    def row(label: str, value: float | None, limit: float, unit: str, why_missing: str = "") -> dict[str, Any]:
+        return {"target": label, "value": value, "limit": limit, "unit": unit,
+                "passed": None if value is None else value <= limit,
+                "note": why_missing if value is None else ""}
+
+    long_rtf = get("long-10min", "totals", "rtf")
+    ratio = get("long-10min", "limits", "overhead_ratio")
+    rss_all = [r["peak_rss_mb"] for r in runs.values() if "peak_rss_mb" in r]
+    rss_1, rss_10 = get("long-1min", "peak_rss_mb"), get("long-10min", "peak_rss_mb")
+    growth = abs(rss_10 - rss_1) / rss_1 if rss_1 and rss_10 is not None else None
+    cold = [r["cold_start"]["total_s"] for r in runs.values() if "cold_start" in r]
+    not_run = "10-minute video not run (--quick or failed)"
+    return [
+        row("10-min video RTF", long_rtf, targets.long_rtf, "", not_run),
+        row("10-min total / ASR alone", ratio, targets.asr_overhead_ratio, "x", not_run),
+        row("peak RSS, worst run", max(rss_all) if rss_all else None, targets.peak_rss_mb, "MB", "no run finished"),
+        row("peak RSS 10-min vs 1-min", growth, targets.rss_growth, "rel", not_run),
+        row("GRID batch, s per clip", get("grid-batch", "totals", "s_per_input"), targets.grid_s_per_clip, "s",
+            "GRID clips not available"),
+        row("cold start, worst run", max(cold) if cold else None, targets.cold_start_s, "s", "no run finished"),
+    ]
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def render(report: dict[str, Any]) -> str:
+    """The human-readable table: header, one block per case, a summary, the targets."""
+    m = report["machine"]
+    lines = [
+        "MIAR pipeline speed benchmark (bench/speed.py)",
+        f"date {m['date']}  host {m['host']}  python {m['python']}",
+        f"cpu {m['cpu_model']}  cores {m['cores']} (usable {m['cores_usable']})  "
+        f"memory {_fmt(m['mem_total_gb'], '.1f')} GB  load average {' '.join(f'{x:.2f}' for x in m['loadavg'])}",
+        f"weights {report['settings']['weights']}  asr {report['settings']['asr_model']}  "
+        f"face fps {report['settings']['frame_fps']:g}  torch threads {report['settings']['torch_threads']}",
+        "",
+    ]
+    for run in report["runs"].values():
+        if "error" in run:
+            lines += [f"== {run['name']}: FAILED", run["error"], ""]
+            continue
+        t = run["totals"]
+        videos = run["videos"]
+        statuses = sorted({v["status"] for v in videos})
+        cold = run["cold_start"]
+        lines.append(f"== {run['name']}: {len(videos)} input{'s' if len(videos) > 1 else ''}, "
+                     f"{t['media_s']:.1f} s of media, {sum(v['utterances'] for v in videos)} utterances, "
+                     f"status {'/'.join(statuses)}")
+        lines.append(f"   {'stage':<8} {'seconds':>9} {'share':>7} {'RTF':>7}")
+        for stage, seconds in t["stage_s"].items():
+            if stage in t["stages_not_run"]:
+                lines.append(f"   {stage:<8} {'not run':>9}")
+                continue
+            share = seconds / t["wall_s"] if t["wall_s"] else 0.0
+            lines.append(f"   {stage:<8} {seconds:9.2f} {share:7.1%} {seconds / t['media_s']:7.3f}")
+        lines.append(f"   {'total':<8} {t['wall_s']:9.2f} {1:7.1%} {t['rtf']:7.3f}")
+        if len(videos) > 1:
+            per = [v["wall_s"] for v in videos]
+            lines.append(f"   per input after start-up: mean {t['s_per_input']:.2f} s, first {per[0]:.2f} s, "
+                         f"min {min(per):.2f} s, max {max(per):.2f} s")
+        lines.append(f"   cold start {cold['total_s']:.2f} s (imports {cold['imports_s']:.2f} s + Models.load "
+                     f"{cold['models_load_s']:.2f} s); peak RSS {run['peak_rss_mb']:.0f} MB (after load "
+                     f"{run['rss_after_load_mb']:.0f} MB); load average before {run['loadavg_before'][0]:.2f}")
+        if "limits" in run:
+            lim = run["limits"]
+            lines.append(f"   limits: ffmpeg audio decode alone {lim['decode_audio_alone_s']:.2f} s, frame decode "
+                         f"alone {lim['decode_frames_alone_s']:.2f} s ({lim['frames']} frames), ASR alone "
+                         f"{lim['asr_alone_s']:.2f} s (RTF {_fmt(lim['asr_alone_rtf'], '.3f')}); "
+                         f"total / ASR alone = {_fmt(lim['overhead_ratio'], '.2f')}")
+        if run.get("note"):
+            lines.append(f"   note: {run['note']}")
+        lines.append("")
+    for skip in report["skipped"]:
+        lines.append(f"== {skip['name']}: skipped ({skip['reason']})")
+    if report["skipped"]:
+        lines.append("")
+    lines.append("targets")
+    for t in report["targets"]:
+        verdict = {True: "PASS", False: "MISS", None: "----"}[t["passed"]]
+        spec = {"rel": ".1%", "MB": ".0f"}.get(t["unit"], ".2f")
+        unit = "" if t["unit"] in ("", "rel") else f" {t['unit']}"
+        value = "n/a" if t["value"] is None else f"{t['value']:{spec}}{unit}"
+        limit = f"{t['limit']:.0%}" if t["unit"] == "rel" else f"{t['limit']:g}{unit}"
+        lines.append(f"   {verdict}  {t['target']:<26} {value:>10}  (limit {limit})  {t['note']}".rstrip())
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python bench/speed.py", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="skip the 10-minute video")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the results here")
+    parser.add_argument("--weights", type=Path, default=None, metavar="DIR",
+                        help="MIAR weights folder (default: the pipeline's, weights/miar-v1)")
+    parser.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                        help="where the long videos are built and kept (default: $MIAR_CACHE/bench)")
+    parser.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
+    if args.worker is not None:
+        for noisy in ("faster_whisper", "httpx", "urllib3", "PIL", "matplotlib", "numba"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        run_worker(args.worker)
+        return 0
+
+    from pipeline.config import PipelineConfig, cache_dir
+
+    config = PipelineConfig() if args.weights is None else PipelineConfig().with_overrides(weights_dir=args.weights)
+    if not (config.weights_dir / "config.json").is_file():
+        log.error("no weights in %s: pass --weights DIR", config.weights_dir)
+        return 1
+    machine = machine_info()
+    cases, skipped = plan_cases(args.quick, args.cache or cache_dir() / "bench")
+    runs = {case.name: run_case(case, args.weights) for case in cases}
+    report = {
+        "machine": machine,
+        "settings": {"weights": str(config.weights_dir), "asr_model": config.asr.model,
+                     "frame_fps": config.media.frame_fps, "torch_threads": config.torch_threads,
+                     "quick": args.quick, "loadavg_at_end": list(os.getloadavg())},
+        "runs": runs,
+        "skipped": skipped,
+    }
+    report["targets"] = judge(runs, Targets())
+    print(render(report))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        partial = args.json.with_name(f".{args.json.name}.part")
+        partial.write_text(json.dumps(report, indent=1) + "\n")
+        os.replace(partial, args.json)
+        log.info("wrote %s", args.json)
+    return 1 if any("error" in r for r in runs.values()) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
