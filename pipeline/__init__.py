@@ -8,14 +8,18 @@ Library API (the CLI is a thin layer over it)::
     with Models.load(config) as models:
         result = score_video(Path("clip.mp4"), config, models)
 
+    from pipeline import score_texts
+    score_texts(["i loved it", "it was a waste of time"])   # text path only
+
 Names are imported on first use, so ``python -m pipeline --help`` stays instant.
 """
 
 from importlib import import_module
 
-__all__ = ["PipelineConfig", "Models", "score_video"]
+__all__ = ["PipelineConfig", "Models", "score_video", "score_texts", "TextScorer"]
 
-_HOMES = {"PipelineConfig": "pipeline.config", "Models": "pipeline.run", "score_video": "pipeline.run"}
+_HOMES = {"PipelineConfig": "pipeline.config", "Models": "pipeline.run", "score_video": "pipeline.run",
+          "score_texts": "pipeline.text_scoring", "TextScorer": "pipeline.text_scoring"}
 
 
 def __getattr__(name: str) -> object:

@@ -69,7 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--skip-existing", action="store_true",
                      help="skip inputs whose CSV already exists in --out (resume a batch)")
     run.add_argument("--no-progress", action="store_true", help="do not draw progress bars")
-    for p in (parser, run):
+    text = sub.add_parser(
+        "text", help="score sentences from a text file (one per line) with the text path only",
+        description="Score each non-blank line of FILE with the shipped model's text path (voice and face "
+        "masked) and write CSV (line, text, sentiment, polarity) to stdout or --out.",
+    )
+    text.add_argument("file", type=Path, metavar="FILE", help="UTF-8 text file, one sentence per line ('-' for stdin)")
+    text.add_argument("--out", type=Path, default=None, metavar="CSV", help="write the CSV here instead of stdout")
+    text.add_argument("--weights", type=Path, default=None, metavar="DIR", help="MIAR weights folder")
+    for p in (parser, run, text):
         p.add_argument("-v", "--verbose", action="count", default=0, help="more log detail (-vv for debug)")
         p.add_argument("-q", "--quiet", action="store_true", help="only errors")
     return parser
@@ -193,9 +201,54 @@ def run_command(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def text_command(args: argparse.Namespace) -> int:
+    import csv
+    import io
+
+    from pipeline.output import polarity_of, write_atomic
+    from pipeline.text_scoring import TextScorer
+
+    config = PipelineConfig().with_overrides(weights_dir=args.weights)
+    try:
+        if str(args.file) == "-":
+            content = sys.stdin.read()
+        else:
+            try:
+                content = args.file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                raise PipelineError(f"{args.file}: cannot read as UTF-8 text: {e}") from e
+        from extractors.text import normalise_text
+
+        kept: list[tuple[int, str]] = []
+        for n, raw in enumerate(content.splitlines(), 1):
+            line = raw.strip()
+            if line and normalise_text(line).split():
+                kept.append((n, line))
+            elif line:
+                log.warning("line %d has no words, skipped: %r", n, line)
+        scorer = TextScorer.load(config)
+        scores = scorer.score([line for _, line in kept]) if kept else []
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(("line", "text", "sentiment", "polarity"))
+        digits = config.output.float_digits
+        for (n, line), score in zip(kept, scores):
+            writer.writerow((n, line, f"{score:.{digits}f}", polarity_of(float(score), config.output)))
+        if args.out is None:
+            sys.stdout.write(buf.getvalue())
+        else:
+            write_atomic(args.out, buf.getvalue())
+    except USER_ERRORS as e:
+        log.error("%s", e)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose, args.quiet)
     if args.command == "run":
         return run_command(args)
+    if args.command == "text":
+        return text_command(args)
     raise AssertionError(f"unhandled command {args.command}")
