@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--asr", default=None, metavar="MODEL",
                      help="Whisper model: tiny.en (default, English, fastest), base (multilingual) or a "
                      "CTranslate2 model folder")
+    run.add_argument("--language", default=None, metavar="CODE",
+                     help="skip language identification and decode as this language (e.g. en); by default "
+                     "speech confidently identified as not English is reported as failed, not scored")
     run.add_argument("--fps", type=float, default=None, metavar="N",
                      help="frames per second sampled for the face (default 5; lower is faster)")
     run.add_argument("--weights", type=Path, default=None, metavar="DIR",
@@ -101,7 +104,8 @@ def collect_inputs(paths: Sequence[Path]) -> list[Path]:
     inputs: list[Path] = []
     for path in paths:
         if path.is_dir() and path.suffix.lower() not in MEDIA_SUFFIXES:
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
+            # a sub-folder named like a video is listed too, so that it is reported, not silently passed over
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in MEDIA_SUFFIXES)
             if not found:
                 raise PipelineError(f"{path}: folder holds no media file ({', '.join(sorted(MEDIA_SUFFIXES))})")
             inputs.extend(found)
@@ -110,6 +114,22 @@ def collect_inputs(paths: Sequence[Path]) -> list[Path]:
         else:
             raise PipelineError(f"{path}: no such file or folder")
     return inputs
+
+
+def check_writable(folder: Path) -> None:
+    """Fail before any model loads when results could not be written anyway.
+
+    Raises:
+        PipelineError: ``folder`` cannot be created or written.
+    """
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise PipelineError(f"output folder {folder} is not writable: {e.strerror or e}") from e
 
 
 class _TqdmProgress:
@@ -140,10 +160,13 @@ class _TqdmProgress:
 def run_command(args: argparse.Namespace) -> int:
     from pipeline.run import Models, score_video  # heavy imports only when there is work
 
-    config = PipelineConfig().with_overrides(asr_model=args.asr, fps=args.fps, weights_dir=args.weights)
+    config = PipelineConfig().with_overrides(
+        asr_model=args.asr, language=args.language, fps=args.fps, weights_dir=args.weights
+    )
     show = not args.no_progress and not args.quiet
     try:
         inputs = collect_inputs(args.paths)
+        check_writable(args.out)
         batch = len(inputs) > 1 or any(p.is_dir() for p in args.paths)
         todo = [p for p in inputs if not (args.skip_existing and csv_path_for(p, args.out).exists())]
         models = Models.load(config) if todo else None
@@ -171,7 +194,7 @@ def run_command(args: argparse.Namespace) -> int:
                 write_video_csv(result, target, config.output)
             except USER_ERRORS as e:
                 failed += 1
-                log.error("%s: %s", video, e)
+                log.error("%s", e)  # our errors name the file themselves
                 rows.append(SummaryRow(str(video), "failed", seconds=time.perf_counter() - started, error=str(e)))
                 continue
             finally:

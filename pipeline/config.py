@@ -89,12 +89,19 @@ class PipelineConfig:
     torch_threads: int = 1
 
     def with_overrides(
-        self, *, asr_model: str | None = None, fps: float | None = None, weights_dir: Path | None = None
+        self,
+        *,
+        asr_model: str | None = None,
+        language: str | None = None,
+        fps: float | None = None,
+        weights_dir: Path | None = None,
     ) -> PipelineConfig:
         """A copy with the CLI's overrides applied (None leaves the default)."""
         config = self
         if asr_model is not None:
             config = replace(config, asr=replace(config.asr, model=asr_model))
+        if language is not None:
+            config = replace(config, asr=replace(config.asr, language=language))
         if fps is not None:
             config = replace(config, media=replace(config.media, frame_fps=fps))
         if weights_dir is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from extractors.errors import ExtractionError
 from model.checkpoint import CheckpointError
 
-__all__ = ["PipelineError", "OutputError", "USER_ERRORS"]
+__all__ = ["PipelineError", "OutputError", "UnsupportedLanguageError", "USER_ERRORS"]
 
 
 class PipelineError(Exception):
@@ -17,6 +17,10 @@ class PipelineError(Exception):
 
 class OutputError(PipelineError):
     """Results cannot be written (folder not writable, disk full)."""
+
+
+class UnsupportedLanguageError(PipelineError):
+    """The speech is not English: the sentiment model reads English only."""
 
 
 #: Errors caused by the input or the set-up, not by a bug: reported in one line.

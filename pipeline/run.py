@@ -33,6 +33,7 @@ from model.checkpoint import LoadedMiar, load_checkpoint
 from model.data import SampleInput
 from pipeline.align import align_utterance, spread_to_tokens
 from pipeline.config import PipelineConfig
+from pipeline.errors import UnsupportedLanguageError
 from pipeline.output import polarity_of
 from pipeline.records import AlignedUtterance, Utterance, UtteranceScore, VideoResult
 from pipeline.signals import utterance_signals
@@ -47,6 +48,11 @@ Progress = Callable[[str, float, float], None]
 
 #: Face coverage below this over a whole video earns a warning in the result.
 LOW_FACE_COVERAGE = 0.5
+#: Speech identified as another language with at least this probability is not scored:
+#: the text model reads English, and an English-only recogniser turns other languages
+#: into English-sounding nonsense that would get a confident, meaningless score.
+#: (Whisper gives clean English clips 0.4 to 0.95, German EmoDB clips > 0.99.)
+NON_ENGLISH_MIN_PROBABILITY = 0.5
 
 
 @dataclass
@@ -148,6 +154,7 @@ def score_video(
     Raises:
         MediaError: The file cannot be read as media.
         NoAudioTrackError: The file has no audio, so there is nothing to transcribe.
+        UnsupportedLanguageError: The speech is confidently not English.
     """
     report = progress or (lambda stage, done, total: None)
     seconds: dict[str, float] = {}
@@ -163,16 +170,18 @@ def score_video(
     report("decode", total, total)
 
     with _timed(seconds, "asr"):
-        transcript = models.transcriber.transcribe(audio, lambda done: report("asr", done, total))
+        language, language_p = models.transcriber.identify_language(audio)
+        if language != "en" and language_p >= NON_ENGLISH_MIN_PROBABILITY:
+            raise UnsupportedLanguageError(
+                f"{path}: speech identified as {language!r} (p={language_p:.2f}); the sentiment model reads "
+                "English only (use --language en to score it anyway)"
+            )
+        transcript = models.transcriber.transcribe(audio, lambda done: report("asr", done, total), "en")
     utterances = [u for u in split_utterances(transcript, config.utterances) if _encodable(u)[0]]
-    if transcript.language != "en":
-        warnings.append(f"speech detected as {transcript.language!r} (p={transcript.language_probability:.2f}); "
-                        "the text model is English, so scores are unreliable")
 
     def result(status: str, scores: tuple[UtteranceScore, ...], coverage: float) -> VideoResult:
         return VideoResult(
-            media=media, status=status, language=transcript.language,
-            language_probability=transcript.language_probability, asr_model=transcript.model_name,
+            media=media, status=status, language=language, language_probability=language_p, asr_model=transcript.model_name,
             weights=config.weights_dir.name, modalities_used=models.miar.modalities,
             face_coverage=coverage, utterances=scores, stage_seconds=dict(seconds), warnings=tuple(warnings),
         )
