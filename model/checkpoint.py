@@ -162,6 +162,21 @@ class LoadedMiar:
                 scores.append(out.score.numpy())
         return np.clip(np.concatenate(scores), -3.0, 3.0).astype(np.float32)
 
+    def class_probabilities(self, samples: Sequence[SampleInput], batch_size: int = 64) -> np.ndarray:
+        """Probabilities of the auxiliary classes (MELD: negative, neutral, positive) per sample.
+
+        Returns:
+            (N, n_classes) float32; (N, 0) when the network has no class head.
+        """
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(samples), batch_size):
+                batch = collate(samples[start:start + batch_size], self._dims, self._stats, use=self.modalities)
+                logits = self._model(batch.text, batch.text_mask, batch.audio, batch.audio_mask,
+                                     batch.vision, batch.vision_mask).class_logits
+                out.append(torch.softmax(logits, dim=-1).numpy() if logits.shape[1] else logits.numpy())
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
+
 
 def _read_config(folder: Path) -> dict[str, Any]:
     model_path, config_path = folder / MODEL_FILE, folder / CONFIG_FILE

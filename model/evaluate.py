@@ -1,33 +1,90 @@
-"""MOSI test scores of a weights folder: ``python -m model.evaluate --weights weights/miar-v1 [--baseline]``.
+"""Held-out scores of MIAR weights: ``python -m model.evaluate [--weights weights/miar-v1] [--seeds 0,1,2] [--ablations]``.
 
-Scores the manual transcripts of a MOSI split (default ``test``) with the shipped weights
-and prints MMSA's metrics as a table on stdout. ``--baseline`` also fits the reference
-baseline, ridge regression on frozen mean-pooled MiniLM sentence embeddings trained on
-MOSI train + VADER train (alpha chosen on MOSI dev), and prints it beside.
+- ``--weights W``: every held-out score of one weights folder: MOSI test (manual
+  transcripts; MMSA's MAE, Corr, Acc-2 and weighted F1 has-0 / non-0, Acc-7), the VADER
+  held-out slice (Pearson), SST-5 dev (MAE, Pearson), MELD test (3-class accuracy of the
+  auxiliary head), EmoDB held-out speakers (sign accuracy on clearly positive/negative
+  emotions: happiness vs anger, disgust, fear, sadness), speech_valence held-out files
+  (Pearson), Taiwan held-out performers and muxspace held-out people (sign accuracy on
+  clearly positive/negative photos, |valence| >= 1).
+- ``--seeds 0,1,2``: trains the config (``--config``, default model/configs/miar-v1.json)
+  once per seed into ``$MIAR_CACHE/runs/`` (reused when present), then prints mean ± std.
+- ``--ablations``: the same for the variants (text-only regressor, no interaction tokens,
+  no contrastive loss, MPNet text encoder) and the full config, all at ``--ablation-epochs``.
+- ``--baseline``: also fits the reference ridge baseline (mean-pooled MiniLM sentence
+  embeddings, MOSI train + VADER train, alpha picked on MOSI dev).
+
+MOSI test is read here only, never by training.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from extractors import face as face_mod
 from extractors import voice as voice_mod
 from extractors.text import TextEncoder, TextOptions
-from model.checkpoint import CheckpointError, load_checkpoint
-from model.data import SampleInput, default_shared_dir, encode_corpus, load_mosi, load_vader
-from model.metrics import MosiMetrics, mosi_metrics
+from model import sources as src
+from model.checkpoint import (
+    CheckpointError,
+    LoadedMiar,
+    load_checkpoint,
+    save_checkpoint,
+)
+from model.data import (
+    SampleInput,
+    default_cache_dir,
+    default_shared_dir,
+    encode_corpus,
+    load_mosi,
+    load_sst5,
+    load_vader,
+)
+from model.metrics import mosi_metrics
 
-__all__ = ["evaluate_weights", "ridge_baseline", "format_table", "main"]
+__all__ = ["evaluate_weights", "ridge_baseline", "format_table", "train_seeds", "ABLATIONS", "main"]
 
 log = logging.getLogger(__name__)
 
 #: Ridge strengths tried for the baseline (picked on MOSI dev).
 RIDGE_ALPHAS: tuple[float, ...] = (0.1, 1.0, 3.0, 10.0, 30.0, 100.0)
+#: Held-out scores in the order they are printed: (key, header, percent?).
+COLUMNS: tuple[tuple[str, str, bool], ...] = (
+    ("mosi_mae", "MAE", False), ("mosi_corr", "Corr", False), ("mosi_acc2_has0", "Acc2h0", True),
+    ("mosi_f1_has0", "F1h0", True), ("mosi_acc2_non0", "Acc2n0", True), ("mosi_f1_non0", "F1n0", True),
+    ("mosi_acc7", "Acc7", True), ("vader_corr", "VADERr", False), ("sst5_corr", "SST5r", False),
+    ("meld_acc3", "MELD3", True), ("emodb_sign", "EmoDB", True), ("emodb_balanced", "EmoDB bal", True),
+    ("speech_valence_corr", "SpVal r", False), ("taiwan_sign", "Taiwan", True), ("taiwan_balanced", "Taiwan bal", True),
+    ("muxspace_sign", "muxsp", True), ("muxspace_balanced", "muxsp bal", True),
+)
+#: Text held-out sets ``evaluate_weights`` scores by default.
+TEXT_SETS: tuple[str, ...] = ("mosi", "vader", "sst5", "meld")
+#: Ablation variants: name -> (description, overrides of TrainOptions fields; "dims"/"text" merge).
+ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "full MIAR": ("the config as is", {}),
+    "text-only regressor": ("the config's text sources only (MOSI, VADER, MELD); audio/vision never seen",
+                            {"sources": ("mosi", "vader", "meld"), "mix_rate": 0.0}),
+    "no interaction tokens": ("global tokens = own pooled summaries, no cross-modal attention",
+                              {"dims": {"interaction": False}}),
+    "no contrastive loss": ("align_weight 0", {"align_weight": 0.0}),
+    "MiniLM, MOSI text only": ("MOSI train only, MiniLM-L6 tokens (pair with the next row)",
+                               {"sources": ("mosi",), "mix_rate": 0.0}),
+    "MPNet, MOSI text only": ("MOSI train only, all-mpnet-base-v2 tokens (768-d)",
+                              {"sources": ("mosi",), "mix_rate": 0.0, "text": {"encoder": "all-mpnet-base-v2"},
+                               "dims": {"text_dim": 768}}),
+}
+#: Variants scored on MOSI test only (their encoder's features for the other text sets are not cached).
+MOSI_ONLY_EVAL: frozenset[str] = frozenset({"MiniLM, MOSI text only", "MPNet, MOSI text only"})
 
 
 def _mean_pooled(samples: list[SampleInput]) -> np.ndarray:
@@ -35,72 +92,208 @@ def _mean_pooled(samples: list[SampleInput]) -> np.ndarray:
     return np.stack([np.asarray(s.text, np.float32)[s.text_mask].mean(axis=0) for s in samples])
 
 
-def evaluate_weights(weights: Path, split: str = "test", shared: Path | None = None) -> MosiMetrics:
-    """MOSI metrics of the weights on one split's manual transcripts.
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.corrcoef(a, b)[0, 1]) if len(a) > 1 and a.std() > 0 and b.std() > 0 else float("nan")
+
+
+def _sign_accuracy(pred: np.ndarray, label: np.ndarray, clear: float, balanced: bool = False) -> float:
+    """Share of samples with |label| >= clear whose prediction has the label's sign.
+
+    ``balanced``: the mean of the positive and the negative samples' accuracies, which a
+    constant guess cannot push above 50% (EmoDB has four negative emotions for one positive).
+    """
+    keep = np.abs(label) >= clear
+    if not keep.any():
+        return float("nan")
+    right, positive = (pred[keep] > 0) == (label[keep] > 0), label[keep] > 0
+    if not balanced:
+        return float(np.mean(right))
+    return float(np.mean([right[positive].mean(), right[~positive].mean()])) if positive.any() and (~positive).any() \
+        else float("nan")
+
+
+def _load(weights: Path) -> LoadedMiar:
+    try:
+        with open(weights / "config.json", encoding="utf-8") as f:
+            encoder = str(json.load(f)["text_encoder"])
+    except (OSError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{weights}: config.json missing or without text_encoder: {e}") from e
+    return load_checkpoint(weights, expected_encoder=encoder, expected_audio_columns=voice_mod.COLUMNS,
+                           expected_vision_columns=face_mod.COLUMNS)
+
+
+def evaluate_weights(
+    weights: Path, shared: Path | None = None, cache: Path | None = None, text_sets: tuple[str, ...] = TEXT_SETS,
+) -> dict[str, float]:
+    """Every held-out score of a weights folder (keys of ``COLUMNS``; NaN where the modality was never trained).
+
+    Args:
+        weights: The weights folder.
+        shared: Team data.
+        cache: Feature cache root.
+        text_sets: Text held-out sets to score ("mosi" always).
 
     Raises:
         CheckpointError: The weights cannot be loaded.
     """
-    encoder_name = _encoder_of(weights)
-    miar = load_checkpoint(weights, expected_encoder=encoder_name, expected_audio_columns=voice_mod.COLUMNS,
-                           expected_vision_columns=face_mod.COLUMNS)
-    options = TextOptions(encoder=encoder_name, max_tokens=int(miar.config["max_tokens"]))
-    corpus = load_mosi(shared)[split]
-    samples = encode_corpus(corpus, TextEncoder(options), options.max_tokens)
-    return mosi_metrics(miar.predict(samples), corpus.labels)
+    shared = shared or default_shared_dir()
+    miar = _load(Path(weights))
+    options = TextOptions(encoder=miar.text_encoder, max_tokens=int(miar.config["max_tokens"]))
+    encoder = TextEncoder(options)
+
+    def text_scores(corpus: Any) -> tuple[np.ndarray, list[SampleInput]]:
+        samples = encode_corpus(corpus, encoder, options.max_tokens, cache)
+        return miar.predict(samples), samples
+
+    scores: dict[str, float] = {}
+    mosi = load_mosi(shared)["test"]
+    for key, value in mosi_metrics(text_scores(mosi)[0], mosi.labels).as_dict().items():
+        if key != "n":
+            scores[f"mosi_{key}"] = value
+    if "vader" in text_sets:
+        vader = load_vader(shared, seed=0)["dev"]
+        scores["vader_corr"] = _pearson(text_scores(vader)[0], vader.labels)
+    if "sst5" in text_sets:
+        sst5 = load_sst5(shared)["dev"]
+        pred, _ = text_scores(sst5)
+        scores["sst5_corr"] = _pearson(pred, sst5.labels)
+        scores["sst5_mae"] = float(np.mean(np.abs(pred - sst5.labels)))
+    if "meld" in text_sets:
+        meld, meld_classes = src.load_meld(shared)["test"]
+        pred, samples = text_scores(meld)
+        probs = miar.class_probabilities(samples)
+        guess = probs.argmax(axis=1) if probs.shape[1] else np.digitize(pred, [-0.5, 0.5])  # no head: thresholds
+        scores["meld_acc3"] = float(np.mean(guess == meld_classes))
+    for name, load, metric in (("emodb", src.load_emodb, "sign"), ("speech_valence", src.load_speech_valence, "corr"),
+                               ("taiwan", src.load_taiwan, "sign"), ("muxspace", src.load_muxspace, "sign")):
+        modality = "audio" if name in ("emodb", "speech_valence") else "vision"
+        if modality not in miar.modalities:
+            continue
+        held = load(shared, cache)["test"]
+        pred = miar.predict(list(held.samples))
+        clear = 1.5 if name == "emodb" else 1.0
+        if metric == "sign":
+            scores[f"{name}_sign"] = _sign_accuracy(pred, held.labels, clear)
+            scores[f"{name}_balanced"] = _sign_accuracy(pred, held.labels, clear, balanced=True)
+        else:
+            scores[f"{name}_corr"] = _pearson(pred, held.labels)
+    return scores
 
 
-def _encoder_of(weights: Path) -> str:
-    import json
-
-    try:
-        with open(weights / "config.json", encoding="utf-8") as f:
-            return str(json.load(f)["text_encoder"])
-    except (OSError, ValueError, KeyError) as e:
-        raise CheckpointError(f"{weights}: config.json missing or without text_encoder: {e}") from e
-
-
-def ridge_baseline(split: str = "test", shared: Path | None = None, seed: int = 0) -> tuple[MosiMetrics, float]:
-    """The reference baseline: ridge on mean-pooled MiniLM embeddings, MOSI train + VADER train.
-
-    Returns:
-        Metrics on ``split`` and the ridge alpha chosen on MOSI dev (lowest MAE).
-    """
+def ridge_baseline(shared: Path | None = None) -> dict[str, float]:
+    """The reference baseline: ridge on mean-pooled MiniLM embeddings, MOSI train + VADER train, on MOSI test."""
     from sklearn.linear_model import Ridge
 
     options = TextOptions()
     encoder = TextEncoder(options)
     mosi = load_mosi(shared)
-    vader = load_vader(shared, seed=seed)["train"]
+    vader = load_vader(shared, seed=0)
     x = {name: _mean_pooled(encode_corpus(c, encoder, options.max_tokens))
-         for name, c in (("mosi_train", mosi["train"]), ("vader", vader), ("dev", mosi["dev"]), (split, mosi[split]))}
+         for name, c in (("mosi_train", mosi["train"]), ("vader", vader["train"]), ("dev", mosi["dev"]),
+                         ("test", mosi["test"]), ("vader_dev", vader["dev"]))}
     x_train = np.concatenate([x["mosi_train"], x["vader"]])
-    y_train = np.concatenate([mosi["train"].labels, vader.labels])
+    y_train = np.concatenate([mosi["train"].labels, vader["train"].labels])
     best_alpha, best_mae = RIDGE_ALPHAS[0], np.inf
     for alpha in RIDGE_ALPHAS:
         mae = mosi_metrics(np.clip(Ridge(alpha=alpha).fit(x_train, y_train).predict(x["dev"]), -3, 3),
                            mosi["dev"].labels).mae
         if mae < best_mae:
             best_alpha, best_mae = alpha, mae
-    pred = np.clip(Ridge(alpha=best_alpha).fit(x_train, y_train).predict(x[split]), -3, 3)
-    return mosi_metrics(pred, mosi[split].labels), best_alpha
+    ridge = Ridge(alpha=best_alpha).fit(x_train, y_train)
+    metrics = mosi_metrics(np.clip(ridge.predict(x["test"]), -3, 3), mosi["test"].labels)
+    out = {f"mosi_{k}": v for k, v in metrics.as_dict().items() if k != "n"}
+    out["vader_corr"] = _pearson(ridge.predict(x["vader_dev"]), vader["dev"].labels)
+    out["alpha"] = best_alpha
+    return out
 
 
-def format_table(rows: dict[str, MosiMetrics]) -> str:
-    """A plain-text table, accuracies and F1 in percent as papers print them."""
-    header = f"{'model':<28}{'MAE':>7}{'Corr':>7}{'Acc-2 h0':>10}{'F1 h0':>8}{'Acc-2 n0':>10}{'F1 n0':>8}" \
-             f"{'Acc-7':>8}{'N':>6}"
-    lines = [header, "-" * len(header)]
-    for name, m in rows.items():
-        lines.append(f"{name:<28}{m.mae:>7.3f}{m.corr:>7.3f}{100 * m.acc2_has0:>10.1f}{100 * m.f1_has0:>8.1f}"
-                     f"{100 * m.acc2_non0:>10.1f}{100 * m.f1_non0:>8.1f}{100 * m.acc7:>8.1f}{m.n:>6d}")
+def _variant_options(config: Path, overrides: dict[str, Any], seed: int, epochs: int | None) -> Any:
+    from model.miar import MiarDims
+    from model.train import TrainOptions
+
+    options = TrainOptions.from_json(config)
+    plain = {k: v for k, v in overrides.items() if k not in ("dims", "text")}
+    if "dims" in overrides:
+        plain["dims"] = replace(options.dims, **overrides["dims"])
+    if "text" in overrides:
+        plain["text"] = replace(options.text, **overrides["text"])
+    options = replace(options, seed=seed, **plain)
+    if epochs:
+        options = replace(options, epochs=epochs)
+    assert isinstance(options.dims, MiarDims)
+    return options
+
+
+def train_seeds(
+    config: Path, seeds: list[int], overrides: dict[str, Any] | None = None, epochs: int | None = None,
+    shared: Path | None = None, cache: Path | None = None, text_sets: tuple[str, ...] = TEXT_SETS,
+) -> list[dict[str, float]]:
+    """Train (or reuse) one weights folder per seed under ``$MIAR_CACHE/runs`` and score each.
+
+    A run's folder name is a hash of its full options, so a changed config retrains and an
+    unchanged one is only scored (its scores are cached beside the weights too).
+    """
+    from extractors.text import TEXT_EXTRACTOR_VERSION
+    from model.train import load_training_data, train_model
+
+    root = (cache or default_cache_dir()) / "runs"
+    results, data, data_key = [], None, None
+    for seed in seeds:
+        options = _variant_options(config, overrides or {}, seed, epochs)
+        blob = json.dumps(options, default=lambda o: o.__dict__, sort_keys=True)
+        folder = root / hashlib.sha256(blob.encode()).hexdigest()[:16]
+        scores_path = folder / f"scores-{'-'.join(text_sets)}.json"
+        if scores_path.is_file():
+            with open(scores_path, encoding="utf-8") as f:
+                results.append(json.load(f))
+            continue
+        if not (folder / "model.pt").is_file():
+            key = (options.sources, options.text)
+            if data is None or key != data_key:
+                data, data_key = load_training_data(options, shared, cache), key
+            model, stats, summary = train_model(options, data, log_every_epoch=False)
+            save_checkpoint(folder, model, text_encoder=options.text.encoder,
+                            text_extractor_version=TEXT_EXTRACTOR_VERSION, max_tokens=options.text.max_tokens,
+                            audio_columns=voice_mod.COLUMNS, vision_columns=face_mod.COLUMNS, stats=stats,
+                            trained_modalities=options.modalities, training=summary)
+        scores = evaluate_weights(folder, shared, cache, text_sets)
+        with open(folder / "config.json", encoding="utf-8") as f:
+            scores["train_seconds"] = json.load(f)["training"]["train_seconds"]
+        with open(scores_path, "w", encoding="utf-8") as f:
+            json.dump(scores, f)
+        results.append(scores)
+    return results
+
+
+def _cell(values: list[float], percent: bool) -> str:
+    arr = np.asarray([v for v in values if v is not None and np.isfinite(v)], np.float64)
+    if len(arr) == 0:
+        return "-"
+    scale = 100.0 if percent else 1.0
+    if len(arr) == 1:
+        return f"{scale * arr[0]:.1f}" if percent else f"{arr[0]:.3f}"
+    return (f"{scale * arr.mean():.1f}±{scale * arr.std():.1f}" if percent
+            else f"{arr.mean():.3f}±{arr.std():.3f}")
+
+
+def format_table(rows: dict[str, list[dict[str, float]]]) -> str:
+    """Markdown table: one row per model, mean ± std (population) over its runs; accuracies in percent."""
+    header = "| model | " + " | ".join(h for _, h, _ in COLUMNS) + " |"
+    lines = [header, "|" + "---|" * (len(COLUMNS) + 1)]
+    for name, runs in rows.items():
+        cells = [_cell([r.get(k, float("nan")) for r in runs], pct) for k, _, pct in COLUMNS]
+        lines.append(f"| {name} (n={len(runs)}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m model.evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", type=Path, required=True, help="MIAR weights folder")
-    parser.add_argument("--split", choices=("train", "dev", "test"), default="test", help="MOSI split (default test)")
+    parser.add_argument("--weights", type=Path, default=None, help="score this weights folder")
+    parser.add_argument("--config", type=Path, default=Path("model/configs/miar-v1.json"), help="training config")
+    parser.add_argument("--seeds", default=None, help="train (cached) and score these seeds, e.g. 0,1,2")
+    parser.add_argument("--ablations", action="store_true", help="also train and score the ablation variants")
+    parser.add_argument("--ablation-epochs", type=int, default=4, help="epochs of every ablation run (default 4)")
     parser.add_argument("--baseline", action="store_true", help="also fit and print the ridge baseline")
     parser.add_argument("--shared", type=Path, default=None, help="team data (default $MIAR_SHARED or ../shared)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -112,15 +305,33 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     shared = args.shared or default_shared_dir()
+    start = time.perf_counter()
+    rows: dict[str, list[dict[str, float]]] = {}
     try:
-        rows = {f"{args.weights.name} (MIAR)": evaluate_weights(args.weights, args.split, shared)}
+        if args.weights is not None:
+            rows[f"{args.weights.name}"] = [evaluate_weights(args.weights, shared)]
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [0, 1, 2]
+        if args.seeds and not args.ablations:
+            rows[f"{args.config.stem} seeds {args.seeds}"] = train_seeds(args.config, seeds, shared=shared)
+        if args.ablations:
+            for name, (_, overrides) in ABLATIONS.items():
+                text_sets = ("mosi",) if name in MOSI_ONLY_EVAL else TEXT_SETS
+                rows[name] = train_seeds(args.config, seeds, overrides, args.ablation_epochs, shared=shared,
+                                         text_sets=text_sets)
+                sys.stdout.write(f"{name}: done ({time.perf_counter() - start:.0f} s)\n")
+                sys.stdout.flush()
         if args.baseline:
-            metrics, alpha = ridge_baseline(args.split, shared)
-            rows[f"ridge MiniLM a={alpha:g}"] = metrics
+            rows["ridge MiniLM (MOSI+VADER)"] = [ridge_baseline(shared)]
     except (CheckpointError, FileNotFoundError) as e:
         log.error("%s", e)
         return 1
-    sys.stdout.write(f"MOSI {args.split} (manual transcripts)\n{format_table(rows)}\n")
+    if not rows:
+        log.error("nothing to do: give --weights, --seeds or --ablations")
+        return 1
+    sys.stdout.write("Held-out scores (MOSI test = manual transcripts; accuracies in %; mean±std over runs)\n")
+    sys.stdout.write(format_table(rows) + "\n")
+    if args.ablations:
+        sys.stdout.write(f"(ablation runs: {args.ablation_epochs} epochs each, seeds {seeds})\n")
     return 0
 
 

@@ -22,8 +22,11 @@ explains each one. In short:
    cannot satisfy it by copying) are projected and L2-normalised; ``info_nce`` is the
    symmetric InfoNCE between every pair of modalities, computed only on samples where
    both are present, with a learnable temperature.
-5. Fusion: an MLP over [global token, masked mean of the present modality tokens]
-   -> 3 * tanh -> score in [-3, 3]. A missing modality's token is excluded by the mask.
+5. Fusion: an MLP over [global token, masked mean of the present modality tokens,
+   optionally the mean-pooled text features ("sentence path")] -> 3 * tanh -> score in
+   [-3, 3]. A missing modality's token is excluded by the mask.
+6. Auxiliary heads: a score per modality-centred token (so audio-only and vision-only
+   training samples teach their own branch) and optional class logits (MELD's 3 classes).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MiarDims", "MiarOutput", "Miar", "info_nce", "masked_mean"]
+__all__ = ["MiarDims", "MiarOutput", "Miar", "info_nce", "masked_mean", "sentiment_alignment_loss"]
 
 MODALITIES: tuple[str, ...] = ("text", "audio", "vision")
 
@@ -57,6 +60,14 @@ class MiarDims:
         proj_dim: Width of the contrastive projection.
         max_len: Longest sequence the position embedding covers (longer inputs are cut).
         init_temperature: Starting InfoNCE temperature (learnable, clamped to [0.01, 1]).
+        interaction: True: global tokens come from cross-modal attention (MIAR). False (an
+            ablation): each modality's token is its own pooled summary and the fourth token
+            is their masked mean, so no modality draws on another.
+        sentence_path: Also feed the fusion head the mean-pooled raw text features (the
+            sentence embedding a ridge baseline uses) through one Linear + GELU: a direct,
+            hard-to-overfit route for the strongest modality beside the token path.
+        n_classes: Width of an auxiliary classification head over the fused vector (MELD's
+            3 sentiment classes); 0 for none.
     """
 
     text_dim: int = 384
@@ -70,6 +81,9 @@ class MiarDims:
     proj_dim: int = 64
     max_len: int = 512
     init_temperature: float = 0.07
+    interaction: bool = True
+    sentence_path: bool = False
+    n_classes: int = 0
 
     def input_dim(self, modality: str) -> int:
         return {"text": self.text_dim, "audio": self.audio_dim, "vision": self.vision_dim}[modality]
@@ -83,12 +97,17 @@ class MiarOutput(NamedTuple):
         present: (B, 3) bool, which modalities each sample had (text, audio, vision).
         global_tokens: (B, 4, d_model): text-, audio-, vision-centred and the all-modality token.
         aligned: (B, 3, proj_dim) L2-normalised contrastive projections of the unimodal summaries.
+        modality_scores: (B, 3) score of each modality-centred token alone (auxiliary heads,
+            so every branch learns to carry sentiment even when it trains alone).
+        class_logits: (B, n_classes) auxiliary class logits (B, 0 when ``n_classes`` is 0).
     """
 
     score: torch.Tensor
     present: torch.Tensor
     global_tokens: torch.Tensor
     aligned: torch.Tensor
+    modality_scores: torch.Tensor | None = None
+    class_logits: torch.Tensor | None = None
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int = 1) -> torch.Tensor:
@@ -165,9 +184,17 @@ class Miar(nn.Module):
             for m in MODALITIES
         })
         self.log_inv_temperature = nn.Parameter(torch.tensor(math.log(1.0 / dims.init_temperature)))
+        fused_dim = (3 if dims.sentence_path else 2) * dims.d_model
+        if dims.sentence_path:
+            self.sentence = nn.Sequential(nn.Linear(dims.text_dim, dims.d_model), nn.GELU(), nn.Dropout(dims.dropout))
+        if not dims.interaction:
+            self.summary_proj = nn.ModuleDict({m: nn.Linear(dims.d_model, dims.d_model) for m in MODALITIES})
         self.head = nn.Sequential(
-            nn.Linear(2 * dims.d_model, dims.d_model), nn.GELU(), nn.Dropout(dims.dropout), nn.Linear(dims.d_model, 1),
+            nn.Linear(fused_dim, dims.d_model), nn.GELU(), nn.Dropout(dims.dropout), nn.Linear(dims.d_model, 1),
         )
+        self.modality_heads = nn.Linear(dims.d_model, len(MODALITIES))
+        if dims.n_classes > 0:
+            self.class_head = nn.Linear(fused_dim, dims.n_classes)
 
     @property
     def temperature(self) -> torch.Tensor:
@@ -197,22 +224,36 @@ class Miar(nn.Module):
         present = torch.stack([masks[m].any(dim=1) for m in MODALITIES], dim=1)  # (B, 3)
 
         tokens = []
-        for m in MODALITIES:
-            others = [o for o in MODALITIES if o != m]
-            keys = torch.cat([seqs[o] for o in others], dim=1)
-            key_mask = torch.cat([masks[o] for o in others], dim=1)
-            tokens.append(self.interactions[m](summaries[m], keys, key_mask))
-        all_keys = torch.cat([seqs[m] for m in MODALITIES], dim=1)
-        all_mask = torch.cat([masks[m] for m in MODALITIES], dim=1)
-        tokens.append(self.global_interaction(None, all_keys, all_mask))
+        if self.dims.interaction:
+            for m in MODALITIES:
+                others = [o for o in MODALITIES if o != m]
+                keys = torch.cat([seqs[o] for o in others], dim=1)
+                key_mask = torch.cat([masks[o] for o in others], dim=1)
+                tokens.append(self.interactions[m](summaries[m], keys, key_mask))
+            all_keys = torch.cat([seqs[m] for m in MODALITIES], dim=1)
+            all_mask = torch.cat([masks[m] for m in MODALITIES], dim=1)
+            tokens.append(self.global_interaction(None, all_keys, all_mask))
+        else:
+            tokens = [self.summary_proj[m](summaries[m]) for m in MODALITIES]
+            tokens.append(masked_mean(torch.stack(tokens, dim=1), present))
         global_tokens = torch.stack(tokens, dim=1)  # (B, 4, d)
 
         modality_mean = masked_mean(global_tokens[:, :3], present)
-        fused = torch.cat([global_tokens[:, 3], modality_mean], dim=-1)
+        parts = [global_tokens[:, 3], modality_mean]
+        if self.dims.sentence_path:
+            text_mask = masks["text"]
+            sentence = masked_mean(text[:, : self.dims.max_len], text_mask)
+            parts.append(self.sentence(sentence) * present[:, :1].to(sentence.dtype))
+        fused = torch.cat(parts, dim=-1)
         score = 3.0 * torch.tanh(self.head(fused).squeeze(-1))
+        modality_scores = 3.0 * torch.tanh(
+            torch.stack([self.modality_heads(global_tokens[:, i])[:, i] for i in range(len(MODALITIES))], dim=1)
+        )
+        class_logits = self.class_head(fused) if self.dims.n_classes > 0 else fused.new_zeros(len(fused), 0)
 
         aligned = torch.stack([F.normalize(self.align_proj[m](summaries[m]), dim=-1) for m in MODALITIES], dim=1)
-        return MiarOutput(score=score, present=present, global_tokens=global_tokens, aligned=aligned)
+        return MiarOutput(score=score, present=present, global_tokens=global_tokens, aligned=aligned,
+                          modality_scores=modality_scores, class_logits=class_logits)
 
     def alignment_loss(self, out: MiarOutput) -> torch.Tensor:
         """Mean symmetric InfoNCE over modality pairs that have at least two co-present samples."""
@@ -225,6 +266,46 @@ class Miar(nn.Module):
         if not losses:
             return out.score.new_zeros(())
         return torch.stack(losses).mean()
+
+
+def sentiment_alignment_loss(out: MiarOutput, bins: torch.Tensor, temperature: torch.Tensor | float) -> torch.Tensor:
+    """Supervised contrastive alignment across modalities, with sentiment bins as weak positives.
+
+    Our training sources rarely hold two modalities of one utterance (MOSI comes as text
+    only; EmoDB, speech_valence and the face photos are single-modality), so instance-level
+    InfoNCE has almost nothing to work on. Instead, every present modality embedding of the
+    batch is an anchor whose positives are the embeddings *of other modalities* with the same
+    sentiment bin (negative / neutral / positive); all other embeddings of the batch are the
+    denominator (SupCon, Khosla et al. 2020, restricted to cross-modal positives). This pulls
+    a happy voice, a smiling face and a positive sentence to one region of the shared space.
+
+    Args:
+        out: A forward pass.
+        bins: (B,) int sentiment bin per sample (-1 means no label: never a positive).
+        temperature: Softmax temperature.
+
+    Returns:
+        Scalar loss; 0 when no anchor has a cross-modal positive.
+    """
+    b, n_mod, _ = out.aligned.shape
+    emb = out.aligned.reshape(b * n_mod, -1)
+    valid = out.present.reshape(-1)
+    modality = torch.arange(n_mod, device=emb.device).repeat(b)
+    label = bins.repeat_interleave(n_mod)
+    emb, modality, label = emb[valid], modality[valid], label[valid]
+    if len(emb) < 2:
+        return out.score.new_zeros(())
+    logits = emb @ emb.T / temperature
+    self_mask = torch.eye(len(emb), dtype=torch.bool, device=emb.device)
+    logits = logits.masked_fill(self_mask, float("-inf"))
+    positive = (label[:, None] == label[None, :]) & (modality[:, None] != modality[None, :]) & (label[:, None] >= 0)
+    anchors = positive.any(dim=1)
+    if not bool(anchors.any()):
+        return out.score.new_zeros(())
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    log_prob = log_prob.masked_fill(self_mask, 0.0)
+    per_anchor = -(log_prob * positive).sum(dim=1) / positive.sum(dim=1).clamp_min(1)
+    return per_anchor[anchors].mean()
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: torch.Tensor | float) -> torch.Tensor:

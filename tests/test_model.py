@@ -201,12 +201,16 @@ def test_metrics_reject_bad_shapes() -> None:
         mosi_metrics(np.zeros(3), np.zeros(4))
 
 
-@pytest.mark.skipif(not (SHIPPED / "model.pt").is_file(), reason="weights/miar-v1 not trained yet")
+SHARED = Path(__import__("os").environ.get("MIAR_SHARED") or REPO_ROOT.parent / "shared")
+NEEDS_SHARED = pytest.mark.skipif(not (SHARED / "data").is_dir(), reason="team data (../shared or $MIAR_SHARED) absent")
+NEEDS_WEIGHTS = pytest.mark.skipif(not (SHIPPED / "model.pt").is_file(), reason="weights/miar-v1 not trained yet")
+
+
+@NEEDS_WEIGHTS
 def test_shipped_weights_score_obvious_sentences() -> None:
     from extractors.text import TextEncoder, TextOptions, normalise_text
 
     loaded = _load(SHIPPED)
-    assert loaded.modalities == ("text",)
     assert (SHIPPED / "model.pt").stat().st_size + (SHIPPED / "config.json").stat().st_size < 20e6
     encoder = TextEncoder(TextOptions(encoder=loaded.text_encoder))
     sentences = ["I loved this movie, it was wonderful!", "This was a terrible, boring waste of time."]
@@ -215,3 +219,144 @@ def test_shipped_weights_score_obvious_sentences() -> None:
     positive, negative = loaded.predict(samples)
     assert positive > 1.0
     assert negative < -1.0
+
+
+@NEEDS_WEIGHTS
+def test_shipped_config_lists_every_trained_modality_and_source() -> None:
+    config = json.loads((SHIPPED / "config.json").read_text())
+    assert config["trained_modalities"] == ["text", "audio", "vision"]
+    assert {"mosi", "emodb", "taiwan"} <= set(config["training"]["sources"])
+    for modality in config["trained_modalities"]:
+        assert config["normalisation"][modality]["trained"]
+
+
+def _text_free(audio: np.ndarray | None = None, vision: np.ndarray | None = None) -> SampleInput:
+    return SampleInput(
+        text=np.zeros((0, 1), np.float32), text_mask=np.zeros(0, bool),
+        audio=audio, audio_mask=None if audio is None else np.ones(len(audio), bool),
+        vision=vision, vision_mask=None if vision is None else np.ones(len(vision), bool),
+    )
+
+
+@NEEDS_WEIGHTS
+def test_shipped_audio_only_and_vision_only_scores_are_finite_and_follow_the_input() -> None:
+    loaded = _load(SHIPPED)
+    audio_mean = np.asarray(loaded.config["normalisation"]["audio"]["mean"], np.float32)
+    audio_std = np.asarray(loaded.config["normalisation"]["audio"]["std"], np.float32)
+    vision_mean = np.asarray(loaded.config["normalisation"]["vision"]["mean"], np.float32)
+    vision_std = np.asarray(loaded.config["normalisation"]["vision"]["std"], np.float32)
+    rng = np.random.default_rng(0)
+    audio = [audio_mean + audio_std * rng.normal(size=(5, len(audio_mean))).astype(np.float32) for _ in range(4)]
+    vision = [vision_mean + vision_std * rng.normal(size=(1, len(vision_mean))).astype(np.float32) for _ in range(4)]
+    scores = loaded.predict([_text_free(audio=a) for a in audio] + [_text_free(vision=v) for v in vision])
+    assert np.all(np.isfinite(scores)) and np.all(np.abs(scores) <= 3.0)
+    assert np.ptp(scores[:4]) > 1e-3, "audio-only scores ignore the audio"
+    assert np.ptp(scores[4:]) > 1e-3, "vision-only scores ignore the face"
+
+
+@NEEDS_WEIGHTS
+def test_shipped_vision_branch_reads_a_smile() -> None:
+    """Raising the smile blendshapes of an average face must raise the vision-only score."""
+    loaded = _load(SHIPPED)
+    mean = np.asarray(loaded.config["normalisation"]["vision"]["mean"], np.float32)
+    std = np.asarray(loaded.config["normalisation"]["vision"]["std"], np.float32)
+    smiling = mean.copy()
+    for name in ("bs_mouthSmileLeft", "bs_mouthSmileRight", "bs_cheekSquintLeft", "bs_cheekSquintRight"):
+        i = face_mod.COLUMNS.index(name)
+        smiling[i] = mean[i] + 2.0 * std[i]
+    neutral_score, smile_score = loaded.predict([_text_free(vision=mean[None]), _text_free(vision=smiling[None])])
+    assert smile_score > neutral_score + 0.3
+
+
+def test_interaction_free_ablation_and_sentence_path_are_finite() -> None:
+    torch.manual_seed(0)
+    dims = replace(DIMS, audio_dim=INPUT_DIMS["audio"], vision_dim=INPUT_DIMS["vision"], interaction=False,
+                   sentence_path=True, n_classes=3)
+    net = Miar(dims).eval()
+    rng = np.random.default_rng(1)
+    out = _forward(net, [_sample(rng), _sample(rng, audio=None, vision=None), _sample(rng, text=0)])
+    assert torch.isfinite(out.score).all() and out.class_logits.shape == (3, 3)
+    assert torch.isfinite(out.modality_scores).all()
+
+
+def test_sentiment_alignment_prefers_same_bin_across_modalities() -> None:
+    from model.miar import MiarOutput, sentiment_alignment_loss
+
+    pos, neg = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    present = torch.tensor([[True, True, False], [True, True, False]])
+    bins = torch.tensor([2, 0])
+    aligned = torch.stack([torch.stack([pos, pos, pos]), torch.stack([neg, neg, neg])])
+    crossed = torch.stack([torch.stack([pos, neg, pos]), torch.stack([neg, pos, neg])])
+
+    def loss(emb: torch.Tensor) -> float:
+        out = MiarOutput(score=torch.zeros(2), present=present, global_tokens=torch.zeros(2, 4, 2), aligned=emb)
+        return float(sentiment_alignment_loss(out, bins, 0.1))
+
+    assert loss(aligned) < loss(crossed)
+    text_only = MiarOutput(score=torch.zeros(2), present=present & torch.tensor([True, False, False]),
+                           global_tokens=torch.zeros(2, 4, 2), aligned=aligned)
+    assert float(sentiment_alignment_loss(text_only, bins, 0.1)) == 0.0
+
+
+def test_label_mappings_are_written_down_with_the_right_signs() -> None:
+    from model import sources as src
+
+    assert src.EMODB_VALENCE["happiness"] > 1.0
+    assert all(src.EMODB_VALENCE[e] < -1.0 for e in ("anger", "disgust", "fear", "anxiety", "sadness"))
+    assert abs(src.EMODB_VALENCE["neutral"]) < 0.1 and abs(src.EMODB_VALENCE["boredom"]) <= 0.5
+    assert src.FACE_VALENCE["happiness"] > 1.0 and src.FACE_VALENCE["surprise"] == 0.0
+    assert all(src.FACE_VALENCE[e] < -1.0 for e in ("anger", "disgust", "fear", "sadness", "contempt"))
+    assert src.taiwan_valence({"happy": 0.9, "sad": 0.1, "angry": 0, "disgusted": 0, "fearful": 0, "surprised": 0}) > 1.5
+    assert src.taiwan_valence({"happy": 0, "sad": 0, "angry": 0.3, "disgusted": 0.7, "fearful": 0, "surprised": 0}) < -2
+    assert src.emodb_speaker("03a01Fa.wav") == "03"
+
+
+def test_voice_windows_are_word_length_means_without_silence() -> None:
+    from model.sources import WORD_FRAMES, voice_windows
+
+    frames = np.zeros((5 * WORD_FRAMES, len(voice_mod.COLUMNS)), np.float32)
+    rms = voice_mod.COLUMNS.index("rms_db")
+    frames[:, rms] = -20.0
+    frames[3 * WORD_FRAMES:4 * WORD_FRAMES, rms] = -90.0  # a pause
+    frames[:WORD_FRAMES, 0] = 200.0
+    rows = voice_windows(frames)
+    assert rows.shape == (4, len(voice_mod.COLUMNS))
+    assert rows[0, 0] == pytest.approx(200.0) and np.all(rows[:, rms] == -20.0)
+
+
+@NEEDS_SHARED
+def test_emodb_split_is_speaker_disjoint_and_labelled() -> None:
+    from model import sources as src
+
+    csv_path = SHARED / "data" / "emodb" / "audio_labels.csv"
+    import csv
+
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    speakers = {src.emodb_speaker(r["Filename"]) for r in rows}
+    assert src.EMODB_HELD_OUT_SPEAKERS < speakers and len(speakers) == 10
+    assert {r["Emotion"] for r in rows} <= set(src.EMODB_VALENCE)
+
+
+@NEEDS_SHARED
+def test_face_splits_are_person_disjoint() -> None:
+    import csv
+    import zlib
+
+    with open(SHARED / "data" / "faces" / "taiwan" / "labels.csv", newline="", encoding="utf-8") as f:
+        performers = {r["performer_id"] for r in csv.DictReader(f)}
+    held = {p for p in performers if int(p) % 5 == 0}
+    assert held and held < performers
+    with open(SHARED / "data" / "faces" / "muxspace" / "labels.csv", newline="", encoding="utf-8") as f:
+        people = {Path(r["path"]).stem.rsplit("_", 1)[0] for r in csv.DictReader(f)}
+    held = {p for p in people if zlib.crc32(p.encode()) % 5 == 0}
+    assert 0.1 < len(held) / len(people) < 0.3
+
+
+@NEEDS_SHARED
+def test_meld_classes_follow_the_sentiment_column() -> None:
+    from model.sources import MELD_CLASSES, load_meld
+
+    corpus, classes = load_meld(SHARED)["dev"]
+    assert len(corpus) == len(classes) > 1000
+    assert set(np.unique(classes)) == set(MELD_CLASSES.values())

