@@ -11,6 +11,7 @@ face (frames are streamed, never all in memory), text, align, model.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -82,11 +83,13 @@ class Models:
             expected_audio_columns=voice_mod.COLUMNS,
             expected_vision_columns=face_mod.COLUMNS,
         )
+        with _native_stderr_quiet():
+            face = FaceExtractor(config.face)
         return cls(
             ffmpeg=resolve_ffmpeg(),
             transcriber=Transcriber(config.asr, config.cache_dir),
             text_encoder=TextEncoder(config.text),
-            face=FaceExtractor(config.face),
+            face=face,
             miar=miar,
         )
 
@@ -103,6 +106,27 @@ class Models:
 def _empty_track(name: str, columns: tuple[str, ...], rate_hz: float) -> FeatureTrack:
     return FeatureTrack(name, np.zeros(0), np.zeros((0, len(columns)), np.float32), columns,
                         np.zeros(0, bool), rate_hz)
+
+
+@contextmanager
+def _native_stderr_quiet() -> Iterator[None]:
+    """Hide what C++ libraries print to fd 2 while they start (MediaPipe's glog banner).
+
+    Python logging is untouched; at debug level nothing is hidden.
+    """
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
 
 
 @contextmanager
