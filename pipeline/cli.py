@@ -133,28 +133,34 @@ def check_writable(folder: Path) -> None:
 
 
 class _TqdmProgress:
-    """Renders the library's progress callback as one tqdm bar per stage, in media seconds."""
+    """Renders the library's progress callback as tqdm bars on stderr, in media seconds.
+
+    One bar per stage; stages that run at the same time (speech recognition and the face)
+    get a bar each. Called from two threads; tqdm serialises its own writes.
+    """
 
     def __init__(self, video: Path, enabled: bool) -> None:
-        self.video, self.enabled, self.bar, self.stage = video, enabled, None, None
+        self.video, self.enabled = video, enabled
+        self.bars: dict[str, object] = {}
 
     def __call__(self, stage: str, done: float, total: float) -> None:
         if not self.enabled:
             return
         from tqdm import tqdm
 
-        if stage != self.stage:
-            self.close()
-            self.stage = stage
-            self.bar = tqdm(total=round(total, 1), unit="s", desc=f"{self.video.name}: {stage}", leave=False,
-                            file=sys.stderr, bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s")
-        self.bar.n = round(min(done, total), 1)
-        self.bar.refresh()
+        bar = self.bars.get(stage)
+        if bar is None:
+            bar = self.bars[stage] = tqdm(
+                total=round(total, 1), unit="s", desc=f"{self.video.name}: {stage}", leave=False, file=sys.stderr,
+                position=len(self.bars), bar_format="{desc:>30} {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s",
+            )
+        bar.n = round(min(done, total), 1)
+        bar.refresh()
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        for bar in self.bars.values():
+            bar.close()
+        self.bars.clear()
 
 
 def run_command(args: argparse.Namespace) -> int:
