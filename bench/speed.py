@@ -309,7 +309,8 @@ def run_case(case: Case, weights: Path | None) -> dict[str, Any]:
     stage_s["other"] = max(0.0, wall_s - sum(stage_s.values()))  # splitting, signals, bookkeeping
     not_run = [s for s in STAGES if not any(s in v["stage_s"] for v in videos)]
     measured["totals"] = {"media_s": media_s, "wall_s": wall_s, "cpu_s": cpu_s,
-                          "rtf": wall_s / media_s if media_s else None, "stage_s": stage_s, "stages_not_run": not_run, "s_per_input": wall_s / len(videos)}
+                          "rtf": wall_s / media_s if media_s else None, "stage_s": stage_s, "stages_not_run": not_run,
+                          "s_per_input": wall_s / len(videos)}
     if "limits" in measured:
         lim = measured["limits"]
         lim["overhead_ratio"] = wall_s / lim["asr_alone_s"] if lim["asr_alone_s"] > 0 else None
