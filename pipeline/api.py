@@ -23,7 +23,12 @@ from pathlib import Path
 
 from pipeline.config import PipelineConfig
 from pipeline.errors import USER_ERRORS, PipelineError
-from pipeline.output import OUTPUT_FORMATS, SummaryRow, output_path_for, write_video_output
+from pipeline.output import (
+    OUTPUT_FORMATS,
+    SummaryRow,
+    output_path_for,
+    write_video_output,
+)
 from pipeline.records import VideoResult
 
 __all__ = ["VideoOutcome", "BatchInterrupted", "BatchProgress", "ENGINES", "MEDIA_SUFFIXES", "collect_inputs",
@@ -213,7 +218,7 @@ def score_videos(
         return [done[i] for i in sorted(done)]
 
     if todo:
-        options = dict(out_dir=out_dir, fmt=fmt, report=report)
+        options = {"out_dir": out_dir, "fmt": fmt, "report": report}
         try:
             if engine == "ray":
                 from pipeline.ray_engine import score_on_ray

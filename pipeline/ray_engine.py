@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from glob import escape as glob_escape
 from pathlib import Path
 
 from pipeline.config import REPO_ROOT, PipelineConfig
@@ -27,7 +28,7 @@ __all__ = ["score_on_ray", "ray_worker_count"]
 log = logging.getLogger(__name__)
 
 
-def _import_ray():  # noqa: ANN202 - the module, typed only when installed
+def _import_ray():  # the module; typed only when installed
     try:
         import ray
     except ImportError as e:
@@ -87,8 +88,8 @@ def score_on_ray(jobs: list[tuple[int, Path]], config: PipelineConfig, options: 
         # "Bimblue" with 2 threads, "Bimbloo" with 1). Workers use the driver's count, so a batch
         # gives the same transcripts and scores on either engine.
         env["OMP_NUM_THREADS"] = os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count() or 1)
-        kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                      runtime_env={"env_vars": env})
+        kwargs = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING,
+                  "runtime_env": {"env_vars": env}}
         try:
             if address is None:
                 ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
@@ -98,23 +99,23 @@ def score_on_ray(jobs: list[tuple[int, Path]], config: PipelineConfig, options: 
             where = f"the Ray cluster at {address}" if address else "a local Ray"
             raise PipelineError(f"cannot start or reach {where}: {e}") from e
     actors: list = []
+    running: dict = {}  # object ref -> (actor, input)
     try:
         remote_scorer = ray.remote(num_cpus=1, max_restarts=0)(_Scorer)
         n_workers = ray_worker_count(ray, len(jobs))
         log.info("ray: %d workers for %d inputs", n_workers, len(jobs))
         actors = [remote_scorer.remote(config) for _ in range(n_workers)]
         pending = list(jobs)
-        running: dict = {}  # object ref -> actor
 
         def submit(actor: object) -> None:
             index, video = pending.pop(0)
-            running[actor.score.remote(index, video, options)] = actor  # type: ignore[attr-defined]
+            running[actor.score.remote(index, video, options)] = (actor, video)  # type: ignore[attr-defined]
 
         for actor in actors[: len(pending)]:
             submit(actor)
         while running:
             ready, _ = ray.wait(list(running), num_returns=1)
-            actor = running.pop(ready[0])
+            actor, _ = running.pop(ready[0])
             try:
                 index, outcome = ray.get(ready[0])
             except ray.exceptions.RayTaskError as e:
@@ -128,3 +129,19 @@ def score_on_ray(jobs: list[tuple[int, Path]], config: PipelineConfig, options: 
             ray.kill(actor)
         if started_here:
             ray.shutdown()
+        _remove_partial_files([video for _, video in running.values()] if actors else [], options)
+
+
+def _remove_partial_files(videos: list[Path], options: dict) -> None:
+    """Delete the temporary files of inputs whose worker was killed mid-write (Ctrl-C, a failed batch).
+
+    Locally an interrupted ``write_atomic`` cleans up after itself; a killed process cannot.
+    """
+    out_dir = options.get("out_dir")
+    if out_dir is None:
+        return
+    for video in videos:
+        for suffix in (options.get("fmt", "csv"), "png", "html"):
+            for part in Path(out_dir).glob(f".{glob_escape(video.stem)}.{suffix}.*.part"):
+                part.unlink(missing_ok=True)
+                log.debug("removed partial %s", part)

@@ -27,7 +27,12 @@ from pathlib import Path
 
 from pipeline.config import OutputOptions
 from pipeline.errors import PipelineError
-from pipeline.output import UTTERANCE_COLUMNS, polarity_of, write_atomic, write_atomic_bytes
+from pipeline.output import (
+    UTTERANCE_COLUMNS,
+    polarity_of,
+    write_atomic,
+    write_atomic_bytes,
+)
 from pipeline.records import VideoResult
 
 __all__ = ["ReportRow", "ReportData", "report_data_from_result", "report_data_from_rows", "render_png",
@@ -258,8 +263,8 @@ def _signals_rows(data: ReportData) -> list[tuple[str, str, str]]:
         ("voice", "mean loudness", num(_weighted_mean(data, "loudness_db"), " dB")),
         ("face", "face coverage (whole file)", pct(data.face_coverage)),
         ("face", "face coverage (mean over utterances)", pct(_weighted_mean(data, "face_coverage"))),
-        ("face", "smile / brow down (mean)", f"{num(_weighted_mean(data, 'smile'), '', 2)} / "
-                                             f"{num(_weighted_mean(data, 'brow_down'), '', 2)}"),
+        ("face", "smile / brow down (mean)",
+         num(_weighted_mean(data, "smile"), "", 2) + " / " + num(_weighted_mean(data, "brow_down"), "", 2)),
     ]
 
 
@@ -267,9 +272,9 @@ _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:24px auto;
 max-width:1150px;color:#222;padding:0 16px}
 h1{font-size:1.4em;margin-bottom:4px}h2{font-size:1.1em;margin-top:28px;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;font-size:.9em}th,td{border:1px solid #ddd;padding:4px 8px;vertical-align:top}
+table{border-collapse:collapse;font-size:.9em}th,td{border:1px solid #ddd;padding:4px 6px;vertical-align:top}table.utterances{width:100%}
 th{background:#f4f4f4;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-table.meta th{width:180px}td.text{min-width:340px}img.plot{max-width:100%;height:auto;border:1px solid #eee}
+table.meta th{width:180px}td.text{min-width:260px}img.plot{max-width:100%;height:auto;border:1px solid #eee}
 .positive{color:#1b7837;font-weight:600}.negative{color:#b2182b;font-weight:600}.neutral{color:#666}
 .warn{background:#fff4e5;border-left:4px solid #f0a020;padding:6px 10px;margin:4px 0}
 .muted{color:#777;font-size:.85em}

@@ -15,7 +15,13 @@ from pipeline.cli import main
 from pipeline.config import OutputOptions
 from pipeline.output import polarity_of
 from pipeline.records import Signals, Utterance, UtteranceScore, VideoResult
-from pipeline.report import POLARITY_COLOURS, rebuild_reports, render_png, report_data_from_result, write_report
+from pipeline.report import (
+    POLARITY_COLOURS,
+    rebuild_reports,
+    render_png,
+    report_data_from_result,
+    write_report,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 requires_chromium = pytest.mark.skipif(
@@ -45,7 +51,7 @@ def run_chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",
            f"--user-data-dir={profile}", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=60)
 
 
 def test_png_is_a_real_image_that_grows_with_the_text(tmp_path: Path):
