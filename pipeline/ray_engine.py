@@ -21,7 +21,7 @@ from glob import escape as glob_escape
 from pathlib import Path
 
 from pipeline.config import REPO_ROOT, PipelineConfig
-from pipeline.errors import PipelineError
+from pipeline.errors import USER_ERRORS, PipelineError
 
 __all__ = ["score_on_ray", "ray_worker_count"]
 
@@ -43,13 +43,21 @@ def ray_worker_count(ray: object, jobs: int) -> int:
 
 
 class _Scorer:
-    """Ray actor body: the models, loaded once in the worker, and ``score_one`` on them."""
+    """Ray actor body: the models, loaded once in the worker, and ``score_one`` on them.
+
+    The models load in ``load``, not in ``__init__``: an error raised by an actor's
+    constructor reaches the driver only as "actor died", while one raised by a method
+    arrives as itself (a missing weights folder stays a one-line ``CheckpointError``).
+    """
 
     def __init__(self, config: PipelineConfig) -> None:
+        self.config = config
+        self.models = None
+
+    def load(self) -> None:
         from pipeline.run import Models
 
-        self.config = config
-        self.models = Models.load(config)
+        self.models = Models.load(self.config)
 
     def score(self, index: int, video: Path, options: dict) -> tuple[int, object]:
         from pipeline.api import score_one
@@ -57,7 +65,19 @@ class _Scorer:
         return index, score_one(video, self.config, self.models, **options)
 
     def close(self) -> None:
-        self.models.close()
+        if self.models is not None:
+            self.models.close()
+
+
+def _get(ray: object, refs: object) -> object:
+    """``ray.get`` that re-raises a worker's own exception here (one line for ``USER_ERRORS``)."""
+    try:
+        return ray.get(refs)  # type: ignore[attr-defined]
+    except ray.exceptions.RayTaskError as e:  # type: ignore[attr-defined]
+        cause = getattr(e, "cause", None)
+        if isinstance(cause, USER_ERRORS):
+            raise cause from None
+        raise e.as_instanceof_cause() from None  # a bug: keeps the remote traceback
 
 
 def score_on_ray(jobs: list[tuple[int, Path]], config: PipelineConfig, options: dict,
@@ -105,6 +125,7 @@ def score_on_ray(jobs: list[tuple[int, Path]], config: PipelineConfig, options: 
         n_workers = ray_worker_count(ray, len(jobs))
         log.info("ray: %d workers for %d inputs", n_workers, len(jobs))
         actors = [remote_scorer.remote(config) for _ in range(n_workers)]
+        _get(ray, [actor.load.remote() for actor in actors])  # in parallel, and set-up errors surface here
         pending = list(jobs)
 
         def submit(actor: object) -> None:
@@ -116,11 +137,7 @@ def score_on_ray(jobs: list[tuple[int, Path]], config: PipelineConfig, options: 
         while running:
             ready, _ = ray.wait(list(running), num_returns=1)
             actor, _ = running.pop(ready[0])
-            try:
-                index, outcome = ray.get(ready[0])
-            except ray.exceptions.RayTaskError as e:
-                # the worker's own exception (a set-up error such as missing weights, or a bug): re-raise it here
-                raise e.as_instanceof_cause() from None
+            index, outcome = _get(ray, ready[0])
             finish(index, outcome)
             if pending:
                 submit(actor)

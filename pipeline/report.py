@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from extractors.errors import ExtractionError
 from pipeline.config import OutputOptions
 from pipeline.errors import PipelineError
 from pipeline.output import (
@@ -213,9 +214,13 @@ def render_png(data: ReportData) -> bytes:
         colour = POLARITY_COLOURS.get(r.polarity, "black")
         width = max(r.end_s - r.start_s, end_s / 400)
         ax.bar(r.start_s, height, width=width, align="edge", color=colour, alpha=0.85, edgecolor=colour, zorder=2)
-        label_y = height + (0.12 if height >= 0 else -0.12)
-        ax.text(r.start_s + width / 2, label_y, str(r.index), ha="center", va="bottom" if height >= 0 else "top",
-                fontsize=8, color="#222222", parse_math=False, zorder=3)
+        up = height >= 0
+        if abs(height) > _SCORE_LIMIT - 0.35:  # no room beyond the bar's end: label inside it, in white
+            label_y, va, ink = height - (0.1 if up else -0.1), "top" if up else "bottom", "white"
+        else:
+            label_y, va, ink = height + (0.1 if up else -0.1), "bottom" if up else "top", "#222222"
+        ax.text(r.start_s + width / 2, label_y, str(r.index), ha="center", va=va, fontsize=8, color=ink,
+                parse_math=False, zorder=3)
     ax.set_xlim(0.0, end_s)
     ax.set_ylim(-_SCORE_LIMIT, _SCORE_LIMIT)
     ax.set_yticks([-3, -2, -1, 0, 1, 2, 3])
@@ -382,7 +387,7 @@ def _metadata_from_summary(row: Mapping[str, str] | None, n_rows: int) -> tuple[
                 duration = media.duration_s or duration
                 meta += [("frame size", f"{media.width}x{media.height} px" if media.width else "no video"),
                          ("frame rate", f"{media.fps:g} fps" if media.fps else "n/a")]
-            except Exception as e:  # noqa: BLE001 - metadata is a nicety; the report stands without it
+            except ExtractionError as e:  # metadata is a nicety; the report stands without it
                 log.debug("cannot probe %s: %s", video, e)
     meta += [("duration", "n/a" if duration is None else f"{duration:.2f} s"), ("utterances", str(n_rows)),
              ("ASR model, weights", "not recorded in the CSV (use 'run --report' for full metadata)")]

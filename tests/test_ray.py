@@ -65,3 +65,11 @@ def test_ray_batch_equals_local_batch(inputs: list[str], tmp_path: Path):
             assert float(g["sentiment"]) == pytest.approx(float(w["sentiment"]), abs=1e-3)
             assert {k: v for k, v in g.items() if k != "sentiment"} == {k: v for k, v in w.items() if k != "sentiment"}
     assert not ray.is_initialized(), "the local Ray started for the batch is shut down after it"
+
+
+def test_ray_set_up_error_is_one_line(example_clip: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    code = main(["run", str(example_clip), "--out", str(tmp_path), "--no-progress", "--engine", "ray",
+                 "--weights", str(tmp_path / "no-weights")])
+    assert code == 1
+    assert "not a MIAR weights folder" in caplog.text and "Traceback" not in caplog.text
+    assert not ray.is_initialized()
