@@ -177,7 +177,8 @@ def run_command(args: argparse.Namespace) -> int:
             for warning in result.warnings:
                 log.warning("%s: %s", outcome.path.name, warning)
             log.info("%s: %d utterances, mean sentiment %s -> %s (%.1f s)", outcome.path.name,
-                     len(result.utterances), "n/a" if result.mean_sentiment is None else f"{result.mean_sentiment:+.2f}",
+                     len(result.utterances),
+                     "n/a" if result.mean_sentiment is None else f"{result.mean_sentiment:+.2f}",
                      outcome.output, outcome.seconds)
 
     interrupted = False

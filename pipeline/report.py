@@ -135,7 +135,8 @@ def report_data_from_result(result: VideoResult, options: OutputOptions) -> Repo
         ("weights", result.weights),
         ("modalities used", ", ".join(result.modalities_used)),
         ("utterances", str(len(rows))),
-        ("mean sentiment", "n/a" if mean is None else f"{mean:+.{options.float_digits}f} ({polarity_of(mean, options)})"),
+        ("mean sentiment",
+         "n/a" if mean is None else f"{mean:+.{options.float_digits}f} ({polarity_of(mean, options)})"),
         ("processing time", f"{sum(result.stage_seconds.values()):.1f} s"),
     ]
     return ReportData(media.path.stem, media.path.name, rows, media.duration_s or None, tuple(metadata),
@@ -195,7 +196,8 @@ def render_png(data: ReportData) -> bytes:
                                 TEXT_WRAP_CHARS, subsequent_indent=" " * 28) or [""]
         lines.extend((w, POLARITY_COLOURS.get(r.polarity, "black")) for w in wrapped)
     if len(data.rows) > len(shown):
-        lines.append((f"... and {len(data.rows) - len(shown)} more utterances (see the HTML table or the CSV)", "black"))
+        more = len(data.rows) - len(shown)
+        lines.append((f"... and {more} more utterances (see the HTML table or the CSV)", "black"))
     if not data.rows:
         lines = []
         lines.append(("no speech recognised: nothing was scored", "black"))
@@ -277,7 +279,8 @@ _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:24px auto;
 max-width:1150px;color:#222;padding:0 16px}
 h1{font-size:1.4em;margin-bottom:4px}h2{font-size:1.1em;margin-top:28px;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;font-size:.9em}th,td{border:1px solid #ddd;padding:4px 6px;vertical-align:top}table.utterances{width:100%}
+table{border-collapse:collapse;font-size:.9em}
+th,td{border:1px solid #ddd;padding:4px 6px;vertical-align:top}table.utterances{width:100%}
 th{background:#f4f4f4;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 table.meta th{width:180px}td.text{min-width:260px}img.plot{max-width:100%;height:auto;border:1px solid #eee}
 .positive{color:#1b7837;font-weight:600}.negative{color:#b2182b;font-weight:600}.neutral{color:#666}
@@ -318,7 +321,8 @@ def render_html(data: ReportData, png: bytes) -> str:
 <body>
 <h1>{e(data.video)}</h1>
 <p class="muted">Per-utterance sentiment on the CMU-MOSI scale: -3 very negative, +3 very positive;
-|score| &lt; {data.neutral_band:g} is neutral (grey band). Numbers on the bars are the utterance numbers of the table.</p>
+|score| &lt; {data.neutral_band:g} is neutral (grey band).
+Numbers on the bars are the utterance numbers of the table.</p>
 {warnings}
 <img class="plot" alt="sentiment per utterance over time" src="{uri}">
 <h2>Utterances</h2>

@@ -184,7 +184,9 @@ def test_ctrl_c_keeps_finished_csvs_and_skip_existing_resumes(tmp_path: Path, ex
         shutil.copy(example_clip, videos / f"clip{i}.mp4")
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "pipeline", "run", str(videos), "--out", str(out), "--no-progress"]
-    proc = subprocess.Popen(cmd, cwd=repo_root, stderr=subprocess.PIPE, text=True)
+    # SIG_DFL in the child: a test run started in the background inherits SIGINT ignored
+    proc = subprocess.Popen(cmd, cwd=repo_root, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while not (out / "clip1.csv").exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
