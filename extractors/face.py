@@ -4,7 +4,8 @@ Two models, each doing what it is good at:
 
 - MTCNN (facenet-pytorch) finds faces, small ones included, and tells several faces apart,
   so it picks the *main* face. It costs about 17 ms on a 320x240 copy of a frame on our
-  CPU (25 ms with its default 20 px smallest face), too slow for every sampled frame, so it runs sparsely (every ``detect_every_s``)
+  CPU (25 ms with its default 20 px smallest face), too slow for every sampled frame, so it runs sparsely
+  (every ``detect_every_s``)
   and whenever the face is lost.
 - MediaPipe's FaceLandmarker runs on every frame, on a square close-up cropped around
   the tracked face box. It returns 478 landmarks, the 52 ARKit-style blendshape scores

@@ -8,6 +8,9 @@ Library API (the CLI is a thin layer over it)::
     with Models.load(config) as models:
         result = score_video(Path("clip.mp4"), config, models)
 
+    from pipeline import score_videos               # a batch: models loaded once, files written
+    outcomes = score_videos([Path("a.mp4"), Path("videos/")], out_dir=Path("out"), report=True)
+
     from pipeline import score_texts
     score_texts(["i loved it", "it was a waste of time"])   # text path only
 
@@ -16,9 +19,11 @@ Names are imported on first use, so ``python -m pipeline --help`` stays instant.
 
 from importlib import import_module
 
-__all__ = ["PipelineConfig", "Models", "score_video", "score_texts", "TextScorer"]
+__all__ = ["PipelineConfig", "Models", "score_video", "score_videos", "VideoOutcome", "BatchInterrupted",
+           "score_texts", "TextScorer"]
 
 _HOMES = {"PipelineConfig": "pipeline.config", "Models": "pipeline.run", "score_video": "pipeline.run",
+          "score_videos": "pipeline.api", "VideoOutcome": "pipeline.api", "BatchInterrupted": "pipeline.api",
           "score_texts": "pipeline.text_scoring", "TextScorer": "pipeline.text_scoring"}
 
 

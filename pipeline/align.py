@@ -131,7 +131,9 @@ def align_utterance(
     )
 
 
-def spread_to_tokens(word_values: np.ndarray, word_present: np.ndarray, word_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def spread_to_tokens(
+    word_values: np.ndarray, word_present: np.ndarray, word_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Copy each word's row to its sub-word tokens; special tokens (id -1) are missing.
 
     Returns:

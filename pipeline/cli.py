@@ -3,6 +3,7 @@
 Exit codes (for scripts): 0 every input scored (or skipped, or had no speech);
 1 at least one input failed, or the set-up is broken; 2 bad command line (argparse);
 130 interrupted with Ctrl-C (finished CSVs are kept, none is half-written).
+The batch itself (models loaded once, local or on Ray) is ``pipeline.api.score_videos``.
 """
 
 from __future__ import annotations
@@ -10,23 +11,17 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from pipeline.api import ENGINES, MEDIA_SUFFIXES, check_writable, collect_inputs
 from pipeline.config import DEFAULT_WEIGHTS, PipelineConfig
 from pipeline.errors import USER_ERRORS, PipelineError
-from pipeline.output import SummaryRow, csv_path_for, write_summary, write_video_csv
+from pipeline.output import OUTPUT_FORMATS, write_summary
 
-__all__ = ["main", "build_parser", "collect_inputs", "MEDIA_SUFFIXES"]
+__all__ = ["main", "build_parser", "collect_inputs", "check_writable", "MEDIA_SUFFIXES"]
 
 log = logging.getLogger("pipeline")
-
-#: File endings taken from a folder (files named on the command line are always tried).
-MEDIA_SUFFIXES: frozenset[str] = frozenset({
-    ".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".3gp",
-    ".wav", ".mp3", ".flac", ".m4a", ".ogg", ".opus", ".aac",
-})
 
 EXAMPLES = """\
 examples:
@@ -34,6 +29,9 @@ examples:
   python -m pipeline run videos/ --out results/          # every media file in videos/ + results/summary.csv
   python -m pipeline run talk.mp4 --asr base             # multilingual Whisper base (detects the language)
   python -m pipeline run videos/ --skip-existing         # resume an interrupted batch
+  python -m pipeline run clip.mp4 --report               # + out/clip.png and out/clip.html
+  python -m pipeline report out/                         # rebuild plots and HTML from the CSVs
+  python -m pipeline run videos/ --engine ray            # one worker per core (requirements-ray.txt)
 
 Each CSV has one row per utterance: start_s, end_s, text, sentiment in [-3, 3]
 (MOSI scale), polarity (|score| < 0.5 is neutral) and the signals behind the score.
@@ -72,6 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--skip-existing", action="store_true",
                      help="skip inputs whose CSV already exists in --out (resume a batch)")
     run.add_argument("--no-progress", action="store_true", help="do not draw progress bars")
+    run.add_argument("--report", action="store_true",
+                     help="also write <stem>.png (sentiment over time) and <stem>.html (self-contained report)")
+    run.add_argument("--format", choices=OUTPUT_FORMATS, default="csv",
+                     help="per-video output: csv (default) or jsonl (one JSON object per utterance); "
+                     "summary.csv stays CSV")
+    run.add_argument("--engine", choices=ENGINES, default="local",
+                     help="local: this process (default); ray: one worker per CPU, each loading the models once "
+                     "(pip install -r requirements-ray.txt)")
+    run.add_argument("--ray-address", default=None, metavar="ADDR",
+                     help="Ray cluster to join with --engine ray (e.g. 10.0.0.5:6379 from 'ray start --head'); "
+                     "by default a local Ray is started for the batch")
     text = sub.add_parser(
         "text", help="score sentences from a text file (one per line) with the text path only",
         description="Score each non-blank line of FILE with the shipped model's text path (voice and face "
@@ -80,7 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     text.add_argument("file", type=Path, metavar="FILE", help="UTF-8 text file, one sentence per line ('-' for stdin)")
     text.add_argument("--out", type=Path, default=None, metavar="CSV", help="write the CSV here instead of stdout")
     text.add_argument("--weights", type=Path, default=None, metavar="DIR", help="MIAR weights folder")
-    for p in (parser, run, text):
+    rep = sub.add_parser(
+        "report", help="rebuild <stem>.png and <stem>.html from the CSVs in an output folder",
+        description="For each <stem>.csv in FOLDER (written by 'run'), draw the sentiment plot and write the "
+        "HTML report beside it. Metadata comes from summary.csv and from probing the video when it is still there.",
+    )
+    rep.add_argument("folder", type=Path, metavar="FOLDER", help="an output folder of 'python -m pipeline run'")
+    for p in (parser, run, text, rep):
         p.add_argument("-v", "--verbose", action="count", default=0, help="more log detail (-vv for debug)")
         p.add_argument("-q", "--quiet", action="store_true", help="only errors")
     return parser
@@ -95,70 +110,47 @@ def setup_logging(verbose: int, quiet: bool) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def collect_inputs(paths: Sequence[Path]) -> list[Path]:
-    """Expand folders to their media files (sorted); keep files as given.
-
-    Raises:
-        PipelineError: A path does not exist, or a folder holds no media file.
-    """
-    inputs: list[Path] = []
-    for path in paths:
-        if path.is_dir() and path.suffix.lower() not in MEDIA_SUFFIXES:
-            # a sub-folder named like a video is listed too, so that it is reported, not silently passed over
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in MEDIA_SUFFIXES)
-            if not found:
-                raise PipelineError(f"{path}: folder holds no media file ({', '.join(sorted(MEDIA_SUFFIXES))})")
-            inputs.extend(found)
-        elif path.exists():
-            inputs.append(path)  # a directory named like a video is reported by the probe
-        else:
-            raise PipelineError(f"{path}: no such file or folder")
-    return inputs
-
-
-def check_writable(folder: Path) -> None:
-    """Fail before any model loads when results could not be written anyway.
-
-    Raises:
-        PipelineError: ``folder`` cannot be created or written.
-    """
-    import tempfile
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as e:
-        raise PipelineError(f"output folder {folder} is not writable: {e.strerror or e}") from e
-
-
 class _TqdmProgress:
-    """Renders the library's progress callback as one tqdm bar per stage, in media seconds."""
+    """Renders the batch progress callback as tqdm bars on stderr, in media seconds.
 
-    def __init__(self, video: Path, enabled: bool) -> None:
-        self.video, self.enabled, self.bar, self.stage = video, enabled, None, None
+    One bar per stage of the current video; stages that run at the same time (speech
+    recognition and the face) get a bar each. Called from two threads; tqdm serialises
+    its own writes.
+    """
 
-    def __call__(self, stage: str, done: float, total: float) -> None:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.video: Path | None = None
+        self.bars: dict[str, object] = {}
+
+    def __call__(self, video: Path, stage: str, done: float, total: float) -> None:
         if not self.enabled:
             return
         from tqdm import tqdm
 
-        if stage != self.stage:
+        if video != self.video:
             self.close()
-            self.stage = stage
-            self.bar = tqdm(total=round(total, 1), unit="s", desc=f"{self.video.name}: {stage}", leave=False,
-                            file=sys.stderr, bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s")
-        self.bar.n = round(min(done, total), 1)
-        self.bar.refresh()
+            self.video = video
+        bar = self.bars.get(stage)
+        if bar is None:
+            bar = self.bars[stage] = tqdm(
+                total=round(total, 1), unit="s", desc=f"{video.name}: {stage}", leave=False, file=sys.stderr,
+                position=len(self.bars), bar_format="{desc:>30} {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s",
+            )
+        bar.n = round(min(done, total), 1)
+        bar.refresh()
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        for bar in self.bars.values():
+            bar.close()
+        self.bars.clear()
+        self.video = None
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from pipeline.run import Models, score_video  # heavy imports only when there is work
+    from tqdm import tqdm
+
+    from pipeline.api import BatchInterrupted, VideoOutcome, collect_inputs, score_videos
 
     config = PipelineConfig().with_overrides(
         asr_model=args.asr, language=args.language, fps=args.fps, weights_dir=args.weights
@@ -166,62 +158,70 @@ def run_command(args: argparse.Namespace) -> int:
     show = not args.no_progress and not args.quiet
     try:
         inputs = collect_inputs(args.paths)
-        check_writable(args.out)
-        batch = len(inputs) > 1 or any(p.is_dir() for p in args.paths)
-        todo = [p for p in inputs if not (args.skip_existing and csv_path_for(p, args.out).exists())]
-        models = Models.load(config) if todo else None
     except USER_ERRORS as e:
         log.error("%s", e)
         return 1
+    batch = len(inputs) > 1 or any(p.is_dir() for p in args.paths)
+    videos = tqdm(total=len(inputs), desc="videos", unit="video", disable=not (show and batch), file=sys.stderr)
+    stages = _TqdmProgress(show and args.engine == "local")
 
-    rows: list[SummaryRow] = []
-    failed = 0
-    interrupted = False
-    from tqdm import tqdm
-
-    videos = tqdm(inputs, desc="videos", unit="video", disable=not (show and batch), file=sys.stderr)
-    try:
-        for video in videos:
-            target = csv_path_for(video, args.out)
-            if video not in todo:
-                log.info("%s: %s exists, skipped", video, target)
-                rows.append(SummaryRow(str(video), "skipped", csv=str(target)))
-                continue
-            started = time.perf_counter()
-            progress = _TqdmProgress(video, show)
-            try:
-                result = score_video(video, config, models, progress=progress)
-                write_video_csv(result, target, config.output)
-            except USER_ERRORS as e:
-                failed += 1
-                log.error("%s", e)  # our errors name the file themselves
-                rows.append(SummaryRow(str(video), "failed", seconds=time.perf_counter() - started, error=str(e)))
-                continue
-            finally:
-                progress.close()
-            elapsed = time.perf_counter() - started
+    def on_outcome(outcome: VideoOutcome) -> None:
+        stages.close()
+        videos.update(1)
+        if outcome.status == "skipped":
+            log.info("%s: %s exists, skipped", outcome.path, outcome.output)
+        elif outcome.status == "failed":
+            log.error("%s", outcome.error)  # our errors name the file themselves
+        elif outcome.result is not None:
+            result = outcome.result
             for warning in result.warnings:
-                log.warning("%s: %s", video.name, warning)
-            log.info("%s: %d utterances, mean sentiment %s -> %s (%.1f s)", video.name, len(result.utterances),
-                     "n/a" if result.mean_sentiment is None else f"{result.mean_sentiment:+.2f}", target, elapsed)
-            rows.append(SummaryRow.from_result(video, result, target, elapsed))
-    except KeyboardInterrupt:
+                log.warning("%s: %s", outcome.path.name, warning)
+            log.info("%s: %d utterances, mean sentiment %s -> %s (%.1f s)", outcome.path.name,
+                     len(result.utterances),
+                     "n/a" if result.mean_sentiment is None else f"{result.mean_sentiment:+.2f}",
+                     outcome.output, outcome.seconds)
+
+    interrupted = False
+    try:
+        outcomes = score_videos(
+            inputs, config, out_dir=args.out, progress=stages, skip_existing=args.skip_existing,
+            report=args.report, fmt=args.format, engine=args.engine, ray_address=args.ray_address,
+            on_outcome=on_outcome,
+        )
+    except USER_ERRORS as e:
+        log.error("%s", e)
+        return 1
+    except BatchInterrupted as e:
         interrupted = True
-        log.error("interrupted: %d of %d inputs done; finished CSVs are kept", len(rows), len(inputs))
+        outcomes = e.outcomes
+        log.error("interrupted: %d of %d inputs done; finished files are kept", len(outcomes), e.total)
     finally:
+        stages.close()
         videos.close()
-        if models is not None:
-            models.close()
+    failed = sum(o.status == "failed" for o in outcomes)
     if batch:
         try:
-            write_summary(rows, args.out / "summary.csv", config.output)
+            write_summary([o.summary_row() for o in outcomes], args.out / "summary.csv", config.output)
         except USER_ERRORS as e:
             log.error("%s", e)
             return 1
-        log.info("summary: %s (%d ok, %d failed)", args.out / "summary.csv", len(rows) - failed, failed)
+        log.info("summary: %s (%d ok, %d failed)", args.out / "summary.csv", len(outcomes) - failed, failed)
     if interrupted:
         return 130
     return 1 if failed else 0
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from pipeline.report import rebuild_reports
+
+    try:
+        written = rebuild_reports(args.folder, PipelineConfig().output)
+    except USER_ERRORS as e:
+        log.error("%s", e)
+        return 1
+    for html in written:
+        log.info("%s", html)
+    return 0
 
 
 def text_command(args: argparse.Namespace) -> int:
@@ -274,4 +274,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_command(args)
     if args.command == "text":
         return text_command(args)
+    if args.command == "report":
+        return report_command(args)
     raise AssertionError(f"unhandled command {args.command}")

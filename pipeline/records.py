@@ -140,7 +140,9 @@ class VideoResult:
         modalities_used: Modalities the model was fed ("text", "audio", "vision").
         face_coverage: Share of sampled frames with a face over the whole file.
         utterances: One score per utterance, in time order.
-        stage_seconds: Wall seconds per stage (decode, asr, voice, face, text, align, model).
+        stage_seconds: Wall seconds per stage (decode, asr, voice, face, face_wait, text, align,
+            model). ``face`` runs beside ``asr`` on a worker thread, so stages overlap:
+            ``face_wait`` is what the main thread waited for the face after ASR and voice.
         warnings: Human-readable notes (low face coverage, non-English speech, ...).
     """
 

@@ -5,14 +5,18 @@
         result = score_video(Path("clip.mp4"), config, models)
 
 Stages, each timed in ``VideoResult.stage_seconds``: decode (probe + audio), asr, voice,
-face (frames are streamed, never all in memory), text, align, model.
+face (frames are streamed, never all in memory; runs beside asr on a worker thread),
+text, align, model.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +29,7 @@ from extractors.assets import resolve_ffmpeg
 from extractors.errors import NoAudioTrackError
 from extractors.face import FaceExtractor
 from extractors.media import decode_audio, iter_frames, probe
-from extractors.records import FeatureTrack, Media
+from extractors.records import FeatureTrack, Frame, Media
 from extractors.text import TextEncoder, normalise_text
 from extractors.transcript import SAMPLE_RATE_HZ, Transcriber
 from extractors.voice import extract_voice
@@ -82,11 +86,13 @@ class Models:
             expected_audio_columns=voice_mod.COLUMNS,
             expected_vision_columns=face_mod.COLUMNS,
         )
+        with _native_stderr_quiet():
+            face = FaceExtractor(config.face)
         return cls(
             ffmpeg=resolve_ffmpeg(),
             transcriber=Transcriber(config.asr, config.cache_dir),
             text_encoder=TextEncoder(config.text),
-            face=FaceExtractor(config.face),
+            face=face,
             miar=miar,
         )
 
@@ -106,12 +112,78 @@ def _empty_track(name: str, columns: tuple[str, ...], rate_hz: float) -> Feature
 
 
 @contextmanager
+def _native_stderr_quiet() -> Iterator[None]:
+    """Hide what C++ libraries print to fd 2 while they start (MediaPipe's glog banner).
+
+    Python logging is untouched; at debug level nothing is hidden.
+    """
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
+@contextmanager
 def _timed(stage_seconds: dict[str, float], stage: str) -> Iterator[None]:
     start = time.perf_counter()
     try:
         yield
     finally:
         stage_seconds[stage] = stage_seconds.get(stage, 0.0) + time.perf_counter() - start
+
+
+def _until(frames: Iterator[Frame], stop: threading.Event) -> Iterator[Frame]:
+    """Pass frames through until ``stop`` is set; always closes the source (ends ffmpeg)."""
+    try:
+        for frame in frames:
+            if stop.is_set():
+                return
+            yield frame
+    finally:
+        frames.close()
+
+
+class _FaceJob:
+    """Face extraction of one video on a worker thread (a context manager).
+
+    Leaving the ``with`` block early (no speech, an error, Ctrl-C) stops the job at its
+    next frame and waits for it, so no thread or ffmpeg process outlives the video.
+    """
+
+    def __init__(self, media: Media, config: PipelineConfig, models: Models, report: Callable[[float], None]) -> None:
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="face")
+        self._future = self._pool.submit(self._run, media, config, models, report)
+
+    def _run(
+        self, media: Media, config: PipelineConfig, models: Models, report: Callable[[float], None]
+    ) -> tuple[FeatureTrack, float]:
+        started = time.perf_counter()
+        if not media.has_video:
+            return _empty_track("face", face_mod.COLUMNS, config.media.frame_fps), 0.0
+        frames = iter_frames(media, models.ffmpeg, config.media.frame_fps, config.media.max_side_px)
+        track = models.face.extract(_until(frames, self._stop), report, rate_hz=config.media.frame_fps)
+        return track, time.perf_counter() - started
+
+    def result(self) -> tuple[FeatureTrack, float]:
+        """The face track and the wall seconds the job took (raises what the job raised)."""
+        return self._future.result()
+
+    def __enter__(self) -> _FaceJob:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._pool.shutdown(wait=True)
 
 
 def to_sample_input(aligned: AlignedUtterance) -> SampleInput:
@@ -169,38 +241,40 @@ def score_video(
     total = max(duration_s, media.duration_s)
     report("decode", total, total)
 
-    with _timed(seconds, "asr"):
-        language, language_p = models.transcriber.identify_language(audio)
-        if language != "en" and language_p >= NON_ENGLISH_MIN_PROBABILITY:
-            raise UnsupportedLanguageError(
-                f"{path}: speech identified as {language!r} (p={language_p:.2f}); the sentiment model reads "
-                "English only (use --language en to score it anyway)"
+    # The face stage runs on a worker thread while Whisper decodes: both spend their time
+    # in native code that releases the GIL, so on 2 cores the video costs about
+    # max(ASR, face) instead of their sum.
+    with _FaceJob(media, config, models, lambda done: report("face", done, total)) as face_job:
+        with _timed(seconds, "asr"):
+            language, language_p = models.transcriber.identify_language(audio)
+            if language != "en" and language_p >= NON_ENGLISH_MIN_PROBABILITY:
+                raise UnsupportedLanguageError(
+                    f"{path}: speech identified as {language!r} (p={language_p:.2f}); the sentiment model reads "
+                    "English only (use --language en to score it anyway)"
+                )
+            transcript = models.transcriber.transcribe(audio, lambda done: report("asr", done, total), "en")
+        utterances = [u for u in split_utterances(transcript, config.utterances) if _encodable(u)[0]]
+
+        def result(status: str, scores: tuple[UtteranceScore, ...], coverage: float) -> VideoResult:
+            return VideoResult(
+                media=media, status=status, language=language, language_probability=language_p,
+                asr_model=transcript.model_name, weights=config.weights_dir.name,
+                modalities_used=models.miar.modalities, face_coverage=coverage, utterances=scores,
+                stage_seconds=dict(seconds), warnings=tuple(warnings),
             )
-        transcript = models.transcriber.transcribe(audio, lambda done: report("asr", done, total), "en")
-    utterances = [u for u in split_utterances(transcript, config.utterances) if _encodable(u)[0]]
 
-    def result(status: str, scores: tuple[UtteranceScore, ...], coverage: float) -> VideoResult:
-        return VideoResult(
-            media=media, status=status, language=language, language_probability=language_p, asr_model=transcript.model_name,
-            weights=config.weights_dir.name, modalities_used=models.miar.modalities,
-            face_coverage=coverage, utterances=scores, stage_seconds=dict(seconds), warnings=tuple(warnings),
-        )
+        if not utterances:
+            warnings.append("no speech recognised: nothing to score")
+            return result("no_speech", (), 0.0)
 
-    if not utterances:
-        warnings.append("no speech recognised: nothing to score")
-        return result("no_speech", (), 0.0)
+        with _timed(seconds, "voice"):
+            voice = extract_voice(audio, SAMPLE_RATE_HZ, config.voice)
+        report("voice", total, total)
 
-    with _timed(seconds, "voice"):
-        voice = extract_voice(audio, SAMPLE_RATE_HZ, config.voice)
-    report("voice", total, total)
-
-    with _timed(seconds, "face"):
-        if media.has_video:
-            frames = iter_frames(media, models.ffmpeg, config.media.frame_fps, config.media.max_side_px)
-            face = models.face.extract(frames, lambda done: report("face", done, total))
-        else:
-            face = _empty_track("face", face_mod.COLUMNS, config.media.frame_fps)
-            warnings.append("no video track: scored without the face")
+        with _timed(seconds, "face_wait"):
+            face, seconds["face"] = face_job.result()
+    if not media.has_video:
+        warnings.append("no video track: scored without the face")
     if media.has_video and face.coverage < LOW_FACE_COVERAGE:
         warnings.append(f"face found in only {face.coverage:.0%} of sampled frames")
 

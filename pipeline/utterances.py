@@ -93,5 +93,9 @@ def _split_run_on(words: list[Word], max_duration_s: float) -> list[list[Word]]:
         return [words]
     gaps = [words[k + 1].start_s - words[k].end_s for k in range(len(words) - 1)]
     # prefer a comma among near-longest pauses: it is where a speaker breathes
-    cut = max(range(len(gaps)), key=lambda k: (gaps[k] + (0.05 if words[k].text.endswith(",") else 0.0), -abs(k - len(gaps) / 2)))
+    def preference(k: int) -> tuple[float, float]:
+        comma_bonus = 0.05 if words[k].text.endswith(",") else 0.0
+        return gaps[k] + comma_bonus, -abs(k - len(gaps) / 2)  # ties: nearer the middle
+
+    cut = max(range(len(gaps)), key=preference)
     return _split_run_on(words[: cut + 1], max_duration_s) + _split_run_on(words[cut + 1 :], max_duration_s)

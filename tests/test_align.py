@@ -72,7 +72,8 @@ def test_align_utterance_shapes_and_unaligned_sequences():
     utt = Utterance(0, 0.5, 0.9, tuple(words))
     voice = track(np.arange(0, 2, 0.01), np.ones((200, 4)), name="voice")
     face = track(np.arange(0, 2, 0.2), np.ones((10, 5)), np.arange(10) % 2 == 0, name="face")
-    tokens = TokenFeatures(("[CLS]", "good", "film", "[SEP]"), np.array([-1, 0, 1, -1]), np.zeros((4, 8), np.float32), "x")
+    tokens = TokenFeatures(("[CLS]", "good", "film", "[SEP]"), np.array([-1, 0, 1, -1]),
+                           np.zeros((4, 8), np.float32), "x")
     a = align_utterance(utt, ["good", "film"], np.array([[0.5, 0.9], [0.9, 0.9]]), tokens, voice, face, AlignOptions())
     assert a.audio_words.shape == (2, 4) and a.vision_words.shape == (2, 5)
     assert a.audio_present.all() and a.vision_present.all()

@@ -11,16 +11,26 @@ import pytest
 from extractors.records import Media, Word
 from pipeline.config import OutputOptions
 from pipeline.errors import OutputError
-from pipeline.output import (SUMMARY_COLUMNS, UTTERANCE_COLUMNS, SummaryRow, polarity_of, write_atomic,
-                             write_summary, write_video_csv)
+from pipeline.output import (
+    SUMMARY_COLUMNS,
+    UTTERANCE_COLUMNS,
+    SummaryRow,
+    polarity_of,
+    write_atomic,
+    write_summary,
+    write_video_csv,
+)
 from pipeline.records import Signals, Utterance, UtteranceScore, VideoResult
 
 
 def make_result(scores: list[float]) -> VideoResult:
     signals = Signals(3, 0.9, 1.0, 0.5, 180.0, -20.0, 0.3, 0.1)
     utts = tuple(
-        UtteranceScore(Utterance(i, i * 2.0, i * 2.0 + 1.5, (Word("so,", i * 2.0, i * 2.0 + 0.4), Word("good", i * 2.0 + 0.5, i * 2.0 + 1.5))),
-                       s, polarity_of(s, OutputOptions()), signals)
+        UtteranceScore(
+            Utterance(i, i * 2.0, i * 2.0 + 1.5,
+                      (Word("so,", i * 2.0, i * 2.0 + 0.4), Word("good", i * 2.0 + 0.5, i * 2.0 + 1.5))),
+            s, polarity_of(s, OutputOptions()), signals,
+        )
         for i, s in enumerate(scores)
     )
     media = Media(Path("clip one.mp4"), 10.0, True, True, 480, 360, 25.0)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import random
-import resource
 import shutil
 import signal
 import subprocess
@@ -185,7 +184,9 @@ def test_ctrl_c_keeps_finished_csvs_and_skip_existing_resumes(tmp_path: Path, ex
         shutil.copy(example_clip, videos / f"clip{i}.mp4")
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "pipeline", "run", str(videos), "--out", str(out), "--no-progress"]
-    proc = subprocess.Popen(cmd, cwd=repo_root, stderr=subprocess.PIPE, text=True)
+    # SIG_DFL in the child: a test run started in the background inherits SIGINT ignored
+    proc = subprocess.Popen(cmd, cwd=repo_root, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while not (out / "clip1.csv").exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -204,8 +205,10 @@ def test_ctrl_c_keeps_finished_csvs_and_skip_existing_resumes(tmp_path: Path, ex
     summary = {Path(r["video"]).name: r["status"] for r in rows_of(out / "summary.csv")}
     assert sorted(v for v in summary.values()) == sorted(["skipped"] * len(done) + ["ok"] * (6 - len(done)))
     assert {name: (out / name).stat().st_mtime_ns for name in done} == before  # not redone
-    texts = {name: [r["sentiment"] for r in rows_of(out / name)] for name in sorted(p.name for p in out.glob("clip*.csv"))}
-    assert len(texts) == 6 and len(set(map(tuple, texts.values()))) == 1  # resumed results equal the first ones
+    names = sorted(p.name for p in out.glob("clip*.csv"))
+    texts = {name: [r["sentiment"] for r in rows_of(out / name)] for name in names}
+    assert len(texts) == 6
+    assert len(set(map(tuple, texts.values()))) == 1  # resumed results equal the first ones
 
 
 def test_fuzzed_copies_of_the_example_never_crash(tmp_path: Path, example_clip: Path):

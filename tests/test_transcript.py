@@ -70,3 +70,30 @@ def test_example_clip_transcript(transcriber: Transcriber, example_clip: Path, r
     transcript = transcriber.transcribe(audio)
     check_word_invariants(transcript, len(audio) / SAMPLE_RATE_HZ)
     assert word_error_rate(" ".join(sentences), " ".join(w.text for w in transcript.words)) <= 0.2
+
+
+def test_chunk_bounds_cover_audio_and_cut_in_silence():
+    from extractors.transcript import chunk_bounds
+
+    rng = np.random.default_rng(0)
+    audio = rng.normal(0, 0.1, 100 * SAMPLE_RATE_HZ).astype(np.float32)
+    audio[int(27.0 * SAMPLE_RATE_HZ): int(27.5 * SAMPLE_RATE_HZ)] = 0.0  # a pause before the 30 s mark
+    bounds = chunk_bounds(audio, chunk_s=30.0)
+    assert bounds[0][0] == 0 and bounds[-1][1] == len(audio)
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))  # no gap, no overlap
+    assert all(end - start <= 30 * SAMPLE_RATE_HZ for start, end in bounds)
+    assert 27.0 <= bounds[0][1] / SAMPLE_RATE_HZ <= 27.5
+    assert chunk_bounds(audio[:SAMPLE_RATE_HZ], chunk_s=30.0) == [(0, SAMPLE_RATE_HZ)]
+
+
+def test_chunked_transcription_matches_whole(tmp_path_factory, example_clip: Path, ffmpeg: Path,
+                                             transcriber: Transcriber):
+    chunked = Transcriber(AsrOptions(chunk_s=8.0, language_id_model=None), tmp_path_factory.mktemp("c"))
+    audio = decode_audio(example_clip, ffmpeg)
+    whole = transcriber.transcribe(audio)
+    pieces = chunked.transcribe(audio)
+    assert [w.text for w in pieces.words] == [w.text for w in whole.words]
+    shifts = np.abs([a.start_s - b.start_s for a, b in zip(pieces.words, whole.words)])
+    # Whisper times the first word after a cut loosely; the rest must agree closely
+    assert np.median(shifts) < 0.1 and shifts.max() < 0.75
+    check_word_invariants(pieces, len(audio) / SAMPLE_RATE_HZ)

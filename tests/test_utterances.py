@@ -10,7 +10,9 @@ def transcript_of(words: list[Word]) -> Transcript:
     return Transcript((Segment(words[0].start_s, words[-1].end_s, "", tuple(words)),), "en", 1.0, 60.0, "test")
 
 
-def timed(text: str, start_s: float = 0.0, step_s: float = 0.3, gap_after: dict[int, float] | None = None) -> list[Word]:
+def timed(
+    text: str, start_s: float = 0.0, step_s: float = 0.3, gap_after: dict[int, float] | None = None
+) -> list[Word]:
     words, t = [], start_s
     for i, token in enumerate(text.split()):
         words.append(Word(token, t, t + step_s * 0.8))

@@ -1,0 +1,425 @@
+"""Human-readable reports: a sentiment-over-time plot and a self-contained HTML page per video.
+
+``<out>/<stem>.png``: one bar per utterance spanning its start..end, height = score on
+the MOSI scale [-3, 3], coloured by polarity, numbered as in the CSV, with the
+utterances' text beneath. ``<out>/<stem>.html``: that plot (embedded as a data URI),
+the utterance table, a per-modality signals summary and what made the scores. The
+page loads nothing from anywhere (no scripts, no external URLs), so it can be mailed
+or archived on its own. Both files are written atomically.
+
+A report is drawn from ``ReportData``, built either from a fresh ``VideoResult``
+(``run --report``) or from a CSV/JSONL already written (``report OUT_DIR``), so the two
+routes draw the same thing.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import logging
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from extractors.errors import ExtractionError
+from pipeline.config import OutputOptions
+from pipeline.errors import PipelineError
+from pipeline.output import (
+    UTTERANCE_COLUMNS,
+    polarity_of,
+    write_atomic,
+    write_atomic_bytes,
+)
+from pipeline.records import VideoResult
+
+__all__ = ["ReportRow", "ReportData", "report_data_from_result", "report_data_from_rows", "render_png",
+           "render_html", "write_report", "rebuild_reports", "POLARITY_COLOURS"]
+
+log = logging.getLogger(__name__)
+
+#: Bar colour per polarity (colour-blind safe pair for positive/negative, grey for neutral).
+POLARITY_COLOURS: Mapping[str, str] = {"positive": "#1b7837", "neutral": "#8c8c8c", "negative": "#b2182b"}
+#: Utterances whose text is drawn under the plot; the rest are in the HTML table and the CSV.
+MAX_TEXT_LINES_IN_PNG = 40
+#: Characters per wrapped line of utterance text under the plot.
+TEXT_WRAP_CHARS = 120
+_SCORE_LIMIT = 3.0
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One utterance as the report shows it (the CSV's columns, typed).
+
+    Attributes:
+        index: Utterance number as in the CSV (0-based).
+        start_s: Start, seconds.
+        end_s: End, seconds.
+        text: The words.
+        sentiment: Score in [-3, 3].
+        polarity: "negative", "neutral" or "positive".
+        n_words: Words in the utterance.
+        face_coverage: Share of sampled frames with the face (None when not recorded).
+        asr_word_prob: Mean recogniser word probability.
+        voiced_share: Share of voiced 10 ms frames.
+        f0_mean_hz: Mean pitch of voiced frames.
+        loudness_db: Mean frame energy, dB.
+        smile: Mean smile blendshape (0..1).
+        brow_down: Mean brow-down blendshape (0..1).
+    """
+
+    index: int
+    start_s: float
+    end_s: float
+    text: str
+    sentiment: float
+    polarity: str
+    n_words: int
+    face_coverage: float | None
+    asr_word_prob: float | None
+    voiced_share: float | None
+    f0_mean_hz: float | None
+    loudness_db: float | None
+    smile: float | None
+    brow_down: float | None
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything one report shows.
+
+    Attributes:
+        stem: File stem of the outputs (``<stem>.png``, ``<stem>.html``).
+        video: The input's name.
+        rows: The utterances, in time order.
+        duration_s: Media duration (None when unknown; the plot then ends at the last utterance).
+        metadata: (label, value) pairs shown in the "Video" table, in order.
+        face_coverage: Face coverage over the whole file (None when unknown).
+        warnings: Notes from the run.
+        neutral_band: Scores with ``abs(score) < neutral_band`` are neutral (shaded in the plot).
+    """
+
+    stem: str
+    video: str
+    rows: tuple[ReportRow, ...]
+    duration_s: float | None
+    metadata: tuple[tuple[str, str], ...]
+    face_coverage: float | None = None
+    warnings: tuple[str, ...] = ()
+    neutral_band: float = 0.5
+
+
+def report_data_from_result(result: VideoResult, options: OutputOptions) -> ReportData:
+    """Report content of a fresh result, with its full metadata."""
+    media = result.media
+    rows = tuple(
+        ReportRow(u.utterance.index, u.utterance.start_s, u.utterance.end_s, u.utterance.text, u.sentiment,
+                  u.polarity, u.signals.n_words, u.signals.face_coverage, u.signals.asr_word_prob,
+                  u.signals.voiced_share, u.signals.f0_mean_hz, u.signals.loudness_db, u.signals.smile,
+                  u.signals.brow_down)
+        for u in result.utterances
+    )
+    mean = result.mean_sentiment
+    metadata = [
+        ("file", str(media.path)),
+        ("status", result.status),
+        ("duration", f"{media.duration_s:.2f} s"),
+        ("frame size", f"{media.width}x{media.height} px" if media.width and media.height else "no video"),
+        ("frame rate", f"{media.fps:g} fps" if media.fps else "n/a"),
+        ("codecs", " / ".join(c for c in (media.video_codec, media.audio_codec) if c) or "n/a"),
+        ("language", f"{result.language} (p={result.language_probability:.2f})"),
+        ("ASR model", result.asr_model),
+        ("weights", result.weights),
+        ("modalities used", ", ".join(result.modalities_used)),
+        ("utterances", str(len(rows))),
+        ("mean sentiment",
+         "n/a" if mean is None else f"{mean:+.{options.float_digits}f} ({polarity_of(mean, options)})"),
+        ("processing time", f"{sum(result.stage_seconds.values()):.1f} s"),
+    ]
+    return ReportData(media.path.stem, media.path.name, rows, media.duration_s or None, tuple(metadata),
+                      result.face_coverage, tuple(result.warnings), options.neutral_band)
+
+
+def _float(value: object) -> float | None:
+    if value is None or value == "":
+        return None
+    return float(value)  # type: ignore[arg-type]
+
+
+def report_data_from_rows(stem: str, rows: Sequence[Mapping[str, object]],
+                          metadata: Sequence[tuple[str, str]] = (), duration_s: float | None = None,
+                          face_coverage: float | None = None, neutral_band: float = 0.5) -> ReportData:
+    """Report content from rows read back from ``<stem>.csv`` or ``<stem>.jsonl``.
+
+    Raises:
+        PipelineError: A row lacks a column of the CSV schema or holds a non-number where a number goes.
+    """
+    parsed = []
+    for n, row in enumerate(rows):
+        try:
+            parsed.append(ReportRow(
+                int(row["utterance"]), float(row["start_s"]), float(row["end_s"]), str(row["text"]),  # type: ignore[arg-type]
+                float(row["sentiment"]), str(row["polarity"]), int(row["n_words"]),  # type: ignore[arg-type]
+                _float(row["face_coverage"]), _float(row["asr_word_prob"]), _float(row["voiced_share"]),
+                _float(row["f0_mean_hz"]), _float(row["loudness_db"]), _float(row["smile"]), _float(row["brow_down"]),
+            ))
+        except (KeyError, TypeError, ValueError) as e:
+            raise PipelineError(f"{stem}: row {n + 1} is not a pipeline output row ({e!r})") from e
+    video = str(rows[0]["video"]) if rows else stem
+    return ReportData(stem, video, tuple(parsed), duration_s, tuple(metadata), face_coverage,
+                      neutral_band=neutral_band)
+
+
+def _plot_end_s(data: ReportData) -> float:
+    last = max((r.end_s for r in data.rows), default=0.0)
+    return max(data.duration_s or 0.0, last, 1.0)
+
+
+def render_png(data: ReportData) -> bytes:
+    """The plot as PNG bytes: bars over time on top, the utterances' text beneath.
+
+    Uses matplotlib's object API with the Agg canvas (no pyplot, no display, no global
+    state), so it is safe in worker processes and threads.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    shown = data.rows[:MAX_TEXT_LINES_IN_PNG]
+    lines: list[tuple[str, str]] = [(f"{'#':>3}  {'start-end (s)':<15} {'score':>5}  text", "#444444")]
+    for r in shown:
+        span = f"{r.start_s:.1f}-{r.end_s:.1f}"
+        wrapped = textwrap.wrap(f"{r.index:>3}  {span:<15} {r.sentiment:+.2f}  {r.text}",
+                                TEXT_WRAP_CHARS, subsequent_indent=" " * 28) or [""]
+        lines.extend((w, POLARITY_COLOURS.get(r.polarity, "black")) for w in wrapped)
+    if len(data.rows) > len(shown):
+        more = len(data.rows) - len(shown)
+        lines.append((f"... and {more} more utterances (see the HTML table or the CSV)", "black"))
+    if not data.rows:
+        lines = []
+        lines.append(("no speech recognised: nothing was scored", "black"))
+
+    plot_in, line_in = 3.4, 0.19
+    text_in = 0.25 + line_in * len(lines)
+    fig = Figure(figsize=(11, plot_in + text_in), dpi=100)
+    FigureCanvasAgg(fig)
+    top = text_in / (plot_in + text_in)
+    ax = fig.add_axes((0.07, top + 0.55 / (plot_in + text_in), 0.91, (plot_in - 0.95) / (plot_in + text_in)))
+    end_s = _plot_end_s(data)
+    ax.axhspan(-data.neutral_band, data.neutral_band, color="#eeeeee", zorder=0)
+    ax.axhline(0.0, color="#555555", linewidth=0.8, zorder=1)
+    for r in data.rows:
+        height = max(min(r.sentiment, _SCORE_LIMIT), -_SCORE_LIMIT)
+        colour = POLARITY_COLOURS.get(r.polarity, "black")
+        width = max(r.end_s - r.start_s, end_s / 400)
+        ax.bar(r.start_s, height, width=width, align="edge", color=colour, alpha=0.85, edgecolor=colour, zorder=2)
+        up = height >= 0
+        if abs(height) > _SCORE_LIMIT - 0.35:  # no room beyond the bar's end: label inside it, in white
+            label_y, va, ink = height - (0.1 if up else -0.1), "top" if up else "bottom", "white"
+        else:
+            label_y, va, ink = height + (0.1 if up else -0.1), "bottom" if up else "top", "#222222"
+        ax.text(r.start_s + width / 2, label_y, str(r.index), ha="center", va=va, fontsize=8, color=ink,
+                parse_math=False, zorder=3)
+    ax.set_xlim(0.0, end_s)
+    ax.set_ylim(-_SCORE_LIMIT, _SCORE_LIMIT)
+    ax.set_yticks([-3, -2, -1, 0, 1, 2, 3])
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("sentiment")
+    ax.grid(axis="y", color="#dddddd", linewidth=0.6, zorder=0)
+    ax.set_title(f"{data.video}: sentiment per utterance", fontsize=11, loc="left")
+    ax.title.set_parse_math(False)
+    ax.legend(handles=[Patch(color=c, label=p) for p, c in POLARITY_COLOURS.items()], loc="lower right",
+              bbox_to_anchor=(1.0, 1.0), fontsize=8, ncols=3, frameon=False, borderaxespad=0.2)
+    for n, (line, colour) in enumerate(lines):
+        y = top - (0.05 + line_in * n) / (plot_in + text_in)
+        fig.text(0.02, y, line, fontsize=8.5, family="monospace", color=colour, va="top", parse_math=False)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _weighted_mean(data: ReportData, attr: str) -> float | None:
+    pairs = [(getattr(r, attr), max(r.end_s - r.start_s, 0.1)) for r in data.rows if getattr(r, attr) is not None]
+    if not pairs:
+        return None
+    return sum(v * w for v, w in pairs) / sum(w for _, w in pairs)
+
+
+def _signals_rows(data: ReportData) -> list[tuple[str, str, str]]:
+    """(modality, signal, value) lines of the signals summary, duration-weighted over utterances."""
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.0%}"
+
+    def num(value: float | None, unit: str, digits: int = 1) -> str:
+        return "n/a" if value is None else f"{value:.{digits}f}{unit}"
+
+    speech_s = sum(max(r.end_s - r.start_s, 0.0) for r in data.rows)
+    return [
+        ("text", "utterances / words", f"{len(data.rows)} / {sum(r.n_words for r in data.rows)}"),
+        ("text", "speech covered by utterances", num(speech_s, " s")),
+        ("text", "mean ASR word probability", num(_weighted_mean(data, "asr_word_prob"), "", 2)),
+        ("voice", "voiced share (mean over utterances)", pct(_weighted_mean(data, "voiced_share"))),
+        ("voice", "mean pitch", num(_weighted_mean(data, "f0_mean_hz"), " Hz")),
+        ("voice", "mean loudness", num(_weighted_mean(data, "loudness_db"), " dB")),
+        ("face", "face coverage (whole file)", pct(data.face_coverage)),
+        ("face", "face coverage (mean over utterances)", pct(_weighted_mean(data, "face_coverage"))),
+        ("face", "smile / brow down (mean)",
+         num(_weighted_mean(data, "smile"), "", 2) + " / " + num(_weighted_mean(data, "brow_down"), "", 2)),
+    ]
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:24px auto;
+max-width:1150px;color:#222;padding:0 16px}
+h1{font-size:1.4em;margin-bottom:4px}h2{font-size:1.1em;margin-top:28px;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.9em}
+th,td{border:1px solid #ddd;padding:4px 6px;vertical-align:top}table.utterances{width:100%}
+th{background:#f4f4f4;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+table.meta th{width:180px}td.text{min-width:260px}img.plot{max-width:100%;height:auto;border:1px solid #eee}
+.positive{color:#1b7837;font-weight:600}.negative{color:#b2182b;font-weight:600}.neutral{color:#666}
+.warn{background:#fff4e5;border-left:4px solid #f0a020;padding:6px 10px;margin:4px 0}
+.muted{color:#777;font-size:.85em}
+"""
+
+
+def render_html(data: ReportData, png: bytes) -> str:
+    """The self-contained HTML page (every text escaped; the plot inline as a data URI)."""
+    e = html.escape
+    uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    meta = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in data.metadata)
+    signals = "".join(f"<tr><td>{e(m)}</td><td>{e(s)}</td><td class=\"num\">{e(v)}</td></tr>"
+                      for m, s, v in _signals_rows(data))
+    warnings = "".join(f'<div class="warn">{e(w)}</div>' for w in data.warnings)
+    head = ("<tr><th>#</th><th>start (s)</th><th>end (s)</th><th>text</th><th>sentiment</th><th>polarity</th>"
+            "<th>face coverage</th><th>voiced share</th><th>F0 (Hz)</th><th>loudness (dB)</th><th>smile</th>"
+            "<th>brow down</th><th>ASR prob</th></tr>")
+    body = []
+    for r in data.rows:
+        pol = r.polarity if r.polarity in POLARITY_COLOURS else ""
+        body.append(
+            f'<tr class="utt"><td class="num">{r.index}</td><td class="num">{r.start_s:.2f}</td>'
+            f'<td class="num">{r.end_s:.2f}</td><td class="text">{e(r.text)}</td>'
+            f'<td class="num {pol}">{r.sentiment:+.3f}</td><td class="{pol}">{e(r.polarity)}</td>'
+            f'<td class="num">{e(_fmt(r.face_coverage, 2))}</td><td class="num">{e(_fmt(r.voiced_share, 2))}</td>'
+            f'<td class="num">{e(_fmt(r.f0_mean_hz, 1))}</td><td class="num">{e(_fmt(r.loudness_db, 1))}</td>'
+            f'<td class="num">{e(_fmt(r.smile, 2))}</td><td class="num">{e(_fmt(r.brow_down, 2))}</td>'
+            f'<td class="num">{e(_fmt(r.asr_word_prob, 2))}</td></tr>'
+        )
+    table = (f"<table class=\"utterances\">{head}{''.join(body)}</table>" if body
+             else "<p>No speech recognised: nothing was scored.</p>")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{e(data.video)}: sentiment report</title><style>{_CSS}</style></head>
+<body>
+<h1>{e(data.video)}</h1>
+<p class="muted">Per-utterance sentiment on the CMU-MOSI scale: -3 very negative, +3 very positive;
+|score| &lt; {data.neutral_band:g} is neutral (grey band).
+Numbers on the bars are the utterance numbers of the table.</p>
+{warnings}
+<img class="plot" alt="sentiment per utterance over time" src="{uri}">
+<h2>Utterances</h2>
+{table}
+<h2>Signals</h2>
+<table class="signals"><tr><th>modality</th><th>signal</th><th>value</th></tr>{signals}</table>
+<h2>Video</h2>
+<table class="meta">{meta}</table>
+</body></html>
+"""
+
+
+def _write(data: ReportData, out_dir: Path) -> Path:
+    png = render_png(data)
+    write_atomic_bytes(out_dir / f"{data.stem}.png", png)
+    html_path = out_dir / f"{data.stem}.html"
+    write_atomic(html_path, render_html(data, png))
+    return html_path
+
+
+def write_report(result: VideoResult, out_dir: Path, options: OutputOptions) -> Path:
+    """Write ``<stem>.png`` and ``<stem>.html`` for ``result`` into ``out_dir``; returns the HTML path.
+
+    Raises:
+        OutputError: The files cannot be written.
+    """
+    return _write(report_data_from_result(result, options), out_dir)
+
+
+def _read_rows(path: Path) -> list[dict[str, object]]:
+    try:
+        if path.suffix == ".jsonl":
+            with open(path, encoding="utf-8") as f:
+                return [json.loads(line) for line in f if line.strip()]
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f)
+            if tuple(reader.fieldnames or ()) != UTTERANCE_COLUMNS:
+                raise PipelineError(f"{path}: not a per-video output of the pipeline (columns differ)")
+            return list(reader)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise PipelineError(f"{path}: cannot read: {e}") from e
+
+
+def _summary_by_stem(folder: Path) -> dict[str, dict[str, str]]:
+    path = folder / "summary.csv"
+    if not path.is_file():
+        return {}
+    with open(path, encoding="utf-8", newline="") as f:
+        return {Path(r.get("video") or "").stem: r for r in csv.DictReader(f)}
+
+
+def _metadata_from_summary(row: Mapping[str, str] | None, n_rows: int) -> tuple[list[tuple[str, str]], float | None]:
+    """Metadata a CSV alone cannot tell: from summary.csv, and from the video itself when it is still there."""
+    meta: list[tuple[str, str]] = []
+    duration = _float(row.get("duration_s")) if row else None
+    if row:
+        meta += [("file", row.get("video", "")), ("status", row.get("status", "")),
+                 ("language", row.get("language") or "n/a")]
+        video = Path(row.get("video", ""))
+        if video.is_file():
+            try:
+                from extractors.assets import resolve_ffmpeg
+                from extractors.media import probe
+
+                media = probe(video, resolve_ffmpeg())
+                duration = media.duration_s or duration
+                meta += [("frame size", f"{media.width}x{media.height} px" if media.width else "no video"),
+                         ("frame rate", f"{media.fps:g} fps" if media.fps else "n/a")]
+            except ExtractionError as e:  # metadata is a nicety; the report stands without it
+                log.debug("cannot probe %s: %s", video, e)
+    meta += [("duration", "n/a" if duration is None else f"{duration:.2f} s"), ("utterances", str(n_rows)),
+             ("ASR model, weights", "not recorded in the CSV (use 'run --report' for full metadata)")]
+    return meta, duration
+
+
+def rebuild_reports(folder: Path, options: OutputOptions) -> list[Path]:
+    """Write ``<stem>.png``/``<stem>.html`` for every per-video CSV (or JSONL) in ``folder``.
+
+    Returns:
+        The HTML files written, sorted.
+
+    Raises:
+        PipelineError: ``folder`` is not a folder or holds no per-video output.
+    """
+    if not folder.is_dir():
+        raise PipelineError(f"{folder}: no such folder")
+    outputs = {p.stem: p for p in sorted(folder.glob("*.jsonl"))}
+    outputs.update({p.stem: p for p in sorted(folder.glob("*.csv")) if p.name != "summary.csv"})
+    if not outputs:
+        raise PipelineError(f"{folder}: holds no <stem>.csv or <stem>.jsonl written by 'python -m pipeline run'")
+    summary = _summary_by_stem(folder)
+    written = []
+    for stem, path in sorted(outputs.items()):
+        rows = _read_rows(path)
+        meta, duration = _metadata_from_summary(summary.get(stem), len(rows))
+        row = summary.get(stem) or {}
+        data = report_data_from_rows(stem, rows, meta, duration, _float(row.get("face_coverage")),
+                                     options.neutral_band)
+        written.append(_write(data, folder))
+    return written

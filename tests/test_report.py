@@ -1,0 +1,137 @@
+"""Reports: the plot and the self-contained HTML, checked as files and as rendered by headless Chromium."""
+
+from __future__ import annotations
+
+import csv
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from extractors.records import Media, Word
+from pipeline.cli import main
+from pipeline.config import OutputOptions
+from pipeline.output import polarity_of
+from pipeline.records import Signals, Utterance, UtteranceScore, VideoResult
+from pipeline.report import (
+    POLARITY_COLOURS,
+    rebuild_reports,
+    render_png,
+    report_data_from_result,
+    write_report,
+)
+
+CHROMIUM = Path("/usr/bin/chromium")
+requires_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="headless Chromium not installed (apt-get install -y chromium; see README set-up)"
+)
+
+HOSTILE = '<script>alert("x")</script> & "quotes" $x^2$ </td>'
+
+
+def make_result(scores: list[float], texts: list[str] | None = None) -> VideoResult:
+    signals = Signals(3, 0.9, 0.8, 0.5, 180.0, -20.0, 0.3, 0.1)
+    texts = texts or [f"utterance {i}" for i in range(len(scores))]
+    utts = tuple(
+        UtteranceScore(Utterance(i, i * 2.0, i * 2.0 + 1.5, (Word(texts[i], i * 2.0, i * 2.0 + 1.5),)),
+                       s, polarity_of(s, OutputOptions()), signals)
+        for i, s in enumerate(scores)
+    )
+    media = Media(Path("clip <one>.mp4"), 2.0 * len(scores) + 1, True, True, 480, 360, 25.0, video_codec="h264",
+                  audio_codec="aac")
+    return VideoResult(media, "ok" if scores else "no_speech", "en", 0.97, "tiny.en", "miar-v1", ("text",), 0.8,
+                       utts, {"asr": 1.0}, ("face found in only 40% of sampled frames",))
+
+
+def run_chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    profile = tmp_path / f"profile{len(list(tmp_path.glob('profile*')))}"
+    profile.mkdir()
+    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={profile}", *args]
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=60)
+
+
+def test_png_is_a_real_image_that_grows_with_the_text(tmp_path: Path):
+    from PIL import Image
+
+    png = render_png(report_data_from_result(make_result([2.0, -1.0, 0.1]), OutputOptions()))
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "a.png").write_bytes(png)
+    small = Image.open(tmp_path / "a.png")
+    long = render_png(report_data_from_result(make_result([0.5] * 12, ["word " * 60] * 12), OutputOptions()))
+    (tmp_path / "b.png").write_bytes(long)
+    tall = Image.open(tmp_path / "b.png")
+    assert small.width == tall.width == 1100
+    assert tall.height > small.height + 200  # wrapped utterance text is listed under the plot
+    # the bars are drawn in the polarity colours
+    pixels = np.asarray(small.convert("RGB")).reshape(-1, 3)
+    for colour in (POLARITY_COLOURS["positive"], POLARITY_COLOURS["negative"]):
+        rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+        assert (np.abs(pixels.astype(int) - rgb).sum(axis=1) < 60).sum() > 500, colour
+
+
+def test_html_is_self_contained_and_escaped(tmp_path: Path):
+    html_path = write_report(make_result([2.0, -1.5], [HOSTILE, "fine"]), tmp_path, OutputOptions())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip <one>.html", "clip <one>.png"]  # no temp files
+    page = html_path.read_text(encoding="utf-8")
+    assert "<script" not in page and "alert(&quot;x&quot;)" in page and "&lt;/td&gt;" in page
+    assert not re.search(r"(src|href)=\"(?!data:)", page), "only data: URIs may be referenced"
+    assert "http://" not in page and "https://" not in page
+    assert page.count('<tr class="utt">') == 2
+    for shown in ("tiny.en", "miar-v1", "480x360 px", "25 fps", "en (p=0.97)", "face found in only 40%"):
+        assert shown in page
+    assert "clip &lt;one&gt;.mp4" in page
+
+
+def test_no_speech_report(tmp_path: Path):
+    page = write_report(make_result([]), tmp_path, OutputOptions()).read_text(encoding="utf-8")
+    assert "No speech recognised" in page and '<tr class="utt">' not in page
+
+
+@requires_chromium
+def test_html_renders_in_headless_chromium(tmp_path: Path):
+    html_path = write_report(make_result([2.0, -1.5, 0.2], [HOSTILE, "b", "c"]), tmp_path, OutputOptions())
+    dom = run_chromium(tmp_path, "--dump-dom", html_path.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert len(re.findall(r'<tr class="utt">', dom.stdout)) == 3
+    assert re.search(r'<img class="plot"[^>]*src="data:image/png;base64,', dom.stdout)
+    assert "<script>" not in dom.stdout  # the hostile text stayed text
+    shot = tmp_path / "shot.png"
+    done = run_chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,1600", html_path.as_uri())
+    assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3).astype(int)
+    green = np.array([int(POLARITY_COLOURS["positive"][i:i + 2], 16) for i in (1, 3, 5)])
+    assert (np.abs(pixels - green).sum(axis=1) < 60).sum() > 500, "the embedded plot is not painted"
+
+
+@pytest.mark.slow
+@requires_chromium
+def test_run_report_and_rebuild_on_example(tmp_path: Path, example_clip: Path):
+    out = tmp_path / "out"
+    assert main(["run", str(example_clip), "--out", str(out), "--no-progress", "--report", "--format", "jsonl"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["example.html", "example.jsonl", "example.png"]
+    page = (out / "example.html").read_text(encoding="utf-8")
+    assert page.count('<tr class="utt">') == 3 and "loved this film" in page and "tiny.en" in page
+    dom = run_chromium(tmp_path, "--dump-dom", (out / "example.html").as_uri())
+    assert len(re.findall(r'<tr class="utt">', dom.stdout)) == 3 and "data:image/png;base64," in dom.stdout
+
+    # 'report OUT_DIR' rebuilds from the written rows alone
+    (out / "example.html").unlink()
+    (out / "example.png").unlink()
+    assert main(["report", str(out)]) == 0
+    rebuilt = (out / "example.html").read_text(encoding="utf-8")
+    assert rebuilt.count('<tr class="utt">') == 3 and (out / "example.png").stat().st_size > 10_000
+    assert rebuild_reports(out, OutputOptions()) == [out / "example.html"]
+
+
+def test_report_command_errors(tmp_path: Path):
+    assert main(["report", str(tmp_path / "missing")]) == 1
+    assert main(["report", str(tmp_path)]) == 1  # nothing to report on
+    with open(tmp_path / "other.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["a", "b"], ["1", "2"]])
+    assert main(["report", str(tmp_path)]) == 1  # not our schema: one-line error, no traceback
