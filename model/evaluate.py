@@ -1,4 +1,6 @@
-"""Held-out scores of MIAR weights: ``python -m model.evaluate [--weights weights/miar-v1] [--seeds 0,1,2] [--ablations]``.
+"""Held-out scores of MIAR weights.
+
+    python -m model.evaluate [--weights weights/miar-v1] [--seeds 0,1,2] [--ablations]
 
 - ``--weights W``: every held-out score of one weights folder: MOSI test (manual
   transcripts; MMSA's MAE, Corr, Acc-2 and weighted F1 has-0 / non-0, Acc-7), the VADER

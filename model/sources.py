@@ -141,7 +141,9 @@ def _version(*objects: object) -> str:
     return digest.hexdigest()[:12]
 
 
-def _cached(name: str, key: str, make: Callable[[], dict[str, np.ndarray]], cache_dir: Path | None) -> dict[str, np.ndarray]:
+def _cached(
+    name: str, key: str, make: Callable[[], dict[str, np.ndarray]], cache_dir: Path | None
+) -> dict[str, np.ndarray]:
     folder = (cache_dir or default_cache_dir()) / "source-features"
     path = folder / f"{name}-{key}.npz"
     if path.is_file():
@@ -208,7 +210,9 @@ def emodb_speaker(filename: str) -> str:
     return filename[:2]
 
 
-def _audio_source(name: str, files: list[tuple[str, Path, float, str, bool]], cache_dir: Path | None) -> dict[str, SourceSamples]:
+def _audio_source(
+    name: str, files: list[tuple[str, Path, float, str, bool]], cache_dir: Path | None
+) -> dict[str, SourceSamples]:
     frames = _voice_frames([p for _, p, _, _, _ in files], name, cache_dir)
     out = {}
     for split, held in (("train", False), ("test", True)):
@@ -288,7 +292,9 @@ def _face_rows(paths: Sequence[Path], name: str, cache_dir: Path | None) -> tupl
     return arrays["values"], arrays["present"]
 
 
-def _vision_source(name: str, items: list[tuple[str, Path, float, str, bool]], cache_dir: Path | None) -> dict[str, SourceSamples]:
+def _vision_source(
+    name: str, items: list[tuple[str, Path, float, str, bool]], cache_dir: Path | None
+) -> dict[str, SourceSamples]:
     values, present = _face_rows([p for _, p, _, _, _ in items], name, cache_dir)
     log.info("%s: face found in %d of %d photos (the others are left out)", name, int(present.sum()), len(items))
     out = {}

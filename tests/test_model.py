@@ -306,7 +306,8 @@ def test_label_mappings_are_written_down_with_the_right_signs() -> None:
     assert abs(src.EMODB_VALENCE["neutral"]) < 0.1 and abs(src.EMODB_VALENCE["boredom"]) <= 0.5
     assert src.FACE_VALENCE["happiness"] > 1.0 and src.FACE_VALENCE["surprise"] == 0.0
     assert all(src.FACE_VALENCE[e] < -1.0 for e in ("anger", "disgust", "fear", "sadness", "contempt"))
-    assert src.taiwan_valence({"happy": 0.9, "sad": 0.1, "angry": 0, "disgusted": 0, "fearful": 0, "surprised": 0}) > 1.5
+    props = {"happy": 0.9, "sad": 0.1, "angry": 0, "disgusted": 0, "fearful": 0, "surprised": 0}
+    assert src.taiwan_valence(props) > 1.5
     assert src.taiwan_valence({"happy": 0, "sad": 0, "angry": 0.3, "disgusted": 0.7, "fearful": 0, "surprised": 0}) < -2
     assert src.emodb_speaker("03a01Fa.wav") == "03"
 
