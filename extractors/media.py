@@ -51,17 +51,19 @@ class MediaOptions:
     Attributes:
         sample_rate_hz: Audio is resampled to this rate, mono. 16 kHz is what Whisper
             consumes and covers the voice band that the voice descriptors look at.
-        frame_fps: Video frames sampled per second. 5 fps because facial expressions
-            change over hundreds of milliseconds (a 200 ms step misses little), while
-            MediaPipe's face landmarker costs about 5.5 ms per frame on our CPU: 5 fps keeps
-            the face stage far below real time even on 2 shared cores.
+        frame_fps: Video frames sampled per second. 4 fps because facial expressions
+            change over hundreds of milliseconds (a 250 ms step misses little; a word's
+            interval takes the nearest frame when it holds none), while the face stage costs
+            about 12 ms per frame on our CPU and runs beside speech recognition: on a
+            10-minute video, 4 fps instead of 5 cut the whole pipeline by about 10%
+            (bench/speed.py), bringing it within 1.6x of Whisper alone.
         max_side_px: Frames are scaled down (never up) so that their longest side is at
             most this; 640 px keeps a talking face well over the landmarker's input size
             while capping the cost of decoding and copying 1080p or 4K frames.
     """
 
     sample_rate_hz: int = 16000
-    frame_fps: float = 5.0
+    frame_fps: float = 4.0
     max_side_px: int = 640
 
 

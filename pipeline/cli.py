@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="skip language identification and decode as this language (e.g. en); by default "
                      "speech confidently identified as not English is reported as failed, not scored")
     run.add_argument("--fps", type=float, default=None, metavar="N",
-                     help="frames per second sampled for the face (default 5; lower is faster)")
+                     help="frames per second sampled for the face (default 4; lower is faster)")
     run.add_argument("--weights", type=Path, default=None, metavar="DIR",
                      help=f"MIAR weights folder (default: {DEFAULT_WEIGHTS.relative_to(DEFAULT_WEIGHTS.parents[1])})")
     run.add_argument("--skip-existing", action="store_true",
