@@ -59,7 +59,8 @@ from model.data import (
 from model.metrics import MosiMetrics, mosi_metrics
 from model.miar import Miar, MiarDims, sentiment_alignment_loss
 
-__all__ = ["TrainOptions", "TrainingData", "load_training_data", "train", "predict", "main", "SOURCE_MODALITY"]
+__all__ = ["TrainOptions", "TrainingData", "load_training_data", "train", "predict", "main", "SOURCE_MODALITY",
+           "train_on_features", "load_feature_split"]
 
 log = logging.getLogger(__name__)
 
@@ -395,6 +396,128 @@ def train(options: TrainOptions, out: Path, shared: Path | None = None, cache: P
     return summary
 
 
+#: The features folder layout ``python -m pipeline extract`` writes (see pipeline/extract.py).
+FEATURES_FORMAT = "miar-features-v1"
+
+
+def load_feature_split(features: Path, split: str) -> tuple[list[SampleInput], np.ndarray, list[str]]:
+    """Samples, labels and clip keys of one split of a features folder (NumPy only: no pipeline import).
+
+    Raises:
+        ValueError: Not a features folder of this format.
+    """
+    manifest = _read_features_manifest(features)
+    samples, labels, keys = [], [], []
+    for entry in manifest["samples"].get(split, []):
+        with np.load(features / entry["file"]) as z:
+            parts: dict[str, Any] = {"text": z["text"], "text_mask": z["text_mask"].astype(bool)}
+            for m in ("audio", "vision"):
+                if len(z[m]):
+                    parts[m], parts[f"{m}_mask"] = z[m], z[f"{m}_mask"].astype(bool)
+            samples.append(SampleInput(**parts))
+            labels.append(float(z["label"]))
+        keys.append(f"{entry['video_id']}/{entry['clip_id']}")
+    return samples, np.asarray(labels, np.float32), keys
+
+
+def _read_features_manifest(features: Path) -> dict[str, Any]:
+    path = features / "manifest.json"
+    try:
+        with open(path, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a features manifest ({e}); run 'python -m pipeline extract' first") from e
+    if manifest.get("format") != FEATURES_FORMAT:
+        raise ValueError(f"{path}: format {manifest.get('format')!r}, expected {FEATURES_FORMAT!r}")
+    return manifest
+
+
+def train_on_features(options: TrainOptions, features: Path, out: Path) -> dict[str, Any]:
+    """Train MIAR on extracted features (train split), select on valid (lowest MAE), write weights.
+
+    The features were made by the inference extractors, so the weights' encoder, columns and
+    normalisation are those of the features; ``trained_modalities`` are the modalities present
+    in the training split. Plain epochs over the train split (L1 on the fused score plus the
+    per-modality heads), with ``options``' seed, lr, batch size, dims and threads.
+
+    Raises:
+        ValueError: No training samples, or features unlike ``options.dims``.
+    """
+    start_time = time.perf_counter()
+    manifest = _read_features_manifest(features)
+    torch.set_num_threads(options.threads)
+    _seed_everything(options.seed)
+    train_samples, train_labels, _ = load_feature_split(features, "train")
+    valid_samples, valid_labels, _ = load_feature_split(features, "valid")
+    if not train_samples:
+        raise ValueError(f"{features}: no training samples (mode 'train' in label.csv)")
+    modalities = tuple(m for m in MODALITIES if any(s.modality(m)[0] is not None for s in train_samples))
+    dims_cfg = replace(options.dims, n_classes=0)
+    if train_samples[0].text.shape[1] != dims_cfg.text_dim:
+        raise ValueError(f"{features}: text features are {train_samples[0].text.shape[1]}-d, dims.text_dim is "
+                         f"{dims_cfg.text_dim}")
+    stats: dict[str, ModalityStats | None] = {}
+    for m in MODALITIES:
+        pairs = [s.modality(m) for s in train_samples]
+        pairs = [(v, k) for v, k in pairs if v is not None and len(v)]
+        stats[m] = ModalityStats.fit([v for v, _ in pairs], [k for _, k in pairs]) if m in modalities else None
+    model = Miar(dims_cfg)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+    dims = _dims_by_modality(dims_cfg)
+    rng = np.random.default_rng(options.seed)
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+    history = []
+    for epoch in range(1, options.epochs + 1):
+        model.train()
+        order = rng.permutation(len(train_samples))
+        total = 0.0
+        for start in range(0, len(order), options.batch_size):
+            idx = order[start:start + options.batch_size]
+            batch = collate([_drop_tokens(train_samples[i], options.token_dropout, rng) for i in idx], dims, stats,
+                            use=modalities)
+            result = model(batch.text, batch.text_mask, batch.audio, batch.audio_mask, batch.vision, batch.vision_mask)
+            target = torch.from_numpy(train_labels[idx])
+            loss = F.l1_loss(result.score, target)
+            if result.present.any():
+                loss = loss + options.modality_head_weight * (
+                    (result.modality_scores - target[:, None]).abs()[result.present].mean())
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimiser.step()
+            total += float(loss.detach()) * len(idx) / len(order)
+        held = (valid_samples, valid_labels) if valid_samples else (train_samples, train_labels)
+        mae = float(np.abs(predict(model, held[0], stats, modalities)[0] - held[1]).mean())
+        history.append({"epoch": epoch, "train_loss": round(total, 4), "select_mae": round(mae, 4)})
+        log.info("epoch %d/%d  loss %.3f  %s MAE %.3f", epoch, options.epochs, total,
+                 "valid" if valid_samples else "train", mae)
+        if best is None or mae < best[0]:
+            best = (mae, epoch, copy.deepcopy(model.state_dict()))
+    assert best is not None
+    model.load_state_dict(best[2])
+    model.eval()
+    summary = {
+        "sources": [f"features:{manifest.get('dataset', str(features))}"],
+        "sizes": {"train": len(train_samples), "valid": len(valid_samples)},
+        "seed": options.seed,
+        "epochs": options.epochs,
+        "selected_epoch": best[1],
+        "selection": "lowest MAE on the valid split" if valid_samples else "lowest MAE on train (no valid split)",
+        "select_mae": round(best[0], 4),
+        "history": history,
+        "features_asr_model": manifest.get("asr_model"),
+        "train_seconds": round(time.perf_counter() - start_time, 1),
+    }
+    save_checkpoint(
+        out, model, text_encoder=manifest["text_encoder"],
+        text_extractor_version=manifest.get("text_extractor_version", TEXT_EXTRACTOR_VERSION),
+        max_tokens=int(manifest.get("max_tokens", options.text.max_tokens)),
+        audio_columns=tuple(manifest["audio_columns"]), vision_columns=tuple(manifest["vision_columns"]),
+        stats=stats, trained_modalities=modalities, training=summary,
+    )
+    return summary
+
+
 def _jsonable(obj: Any) -> Any:
     if hasattr(obj, "__dataclass_fields__"):
         return {f.name: getattr(obj, f.name) for f in fields(obj)}
@@ -410,6 +533,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
     parser.add_argument("--seed", type=int, default=None, help="override the config's seed")
     parser.add_argument("--shared", type=Path, default=None, help="team data (default $MIAR_SHARED or ../shared)")
+    parser.add_argument("--features", type=Path, default=None, metavar="FEATURES_DIR",
+                        help="train on features from 'python -m pipeline extract' (train split, selected on valid) "
+                        "instead of the config's sources; the config still gives seed, lr, batch size and dims")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings only")
     return parser
 
@@ -430,7 +556,10 @@ def main(argv: list[str] | None = None) -> int:
         options = replace(options, **overrides)
     start = time.perf_counter()
     try:
-        train(options, args.out, shared=args.shared)
+        if args.features is not None:
+            train_on_features(options, args.features, args.out)
+        else:
+            train(options, args.out, shared=args.shared)
     except (FileNotFoundError, ValueError) as e:
         log.error("%s", e)
         return 1

@@ -31,6 +31,7 @@ examples:
   python -m pipeline run videos/ --skip-existing         # resume an interrupted batch
   python -m pipeline run clip.mp4 --report               # + out/clip.png and out/clip.html
   python -m pipeline report out/                         # rebuild plots and HTML from the CSVs
+  python -m pipeline extract --dataset mydata/ --out feats/   # training features (then model.train --features)
   python -m pipeline run videos/ --engine ray            # one worker per core (requirements-ray.txt)
 
 Each CSV has one row per utterance: start_s, end_s, text, sentiment in [-3, 3]
@@ -95,7 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
         "HTML report beside it. Metadata comes from summary.csv and from probing the video when it is still there.",
     )
     rep.add_argument("folder", type=Path, metavar="FOLDER", help="an output folder of 'python -m pipeline run'")
-    for p in (parser, run, text, rep):
+    ext = sub.add_parser(
+        "extract", help="extract training features from an MMSA-layout dataset (label.csv + Raw/)",
+        description="Run the inference extractors on every clip of DIR (label.csv with video_id,clip_id,text,label,"
+        "mode; media at Raw/<video_id>/<clip_id>.mp4), one utterance per clip, and write per-clip .npz files and "
+        "manifest.json to FEATURES_DIR for 'python -m model.train --features'. Resumable: clips already extracted "
+        "are skipped. Exit 1 if any clip failed (failures are listed in the manifest).",
+    )
+    ext.add_argument("--dataset", type=Path, required=True, metavar="DIR", help="MMSA-layout dataset folder")
+    ext.add_argument("--out", type=Path, required=True, metavar="FEATURES_DIR", help="features folder to write")
+    ext.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="processes, each loading the models once (default 1: this process)")
+    ext.add_argument("--asr", default=None, metavar="MODEL", help="Whisper model (default tiny.en, as 'run')")
+    ext.add_argument("--fps", type=float, default=None, metavar="N", help="face frames per second (default 4)")
+    for p in (parser, run, text, rep, ext):
         p.add_argument("-v", "--verbose", action="count", default=0, help="more log detail (-vv for debug)")
         p.add_argument("-q", "--quiet", action="store_true", help="only errors")
     return parser
@@ -267,6 +281,20 @@ def text_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def extract_command(args: argparse.Namespace) -> int:
+    from pipeline.extract import ExtractOptions, extract_dataset
+
+    config = PipelineConfig().with_overrides(asr_model=args.asr, fps=args.fps)
+    try:
+        summary = extract_dataset(args.dataset, args.out, config, ExtractOptions(workers=max(1, args.workers)))
+    except USER_ERRORS as e:
+        log.error("%s", e)
+        return 1
+    log.info("%d extracted, %d already there, %d failed; manifest %s", summary.extracted, summary.skipped,
+             len(summary.failures), summary.manifest)
+    return 1 if summary.failures else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose, args.quiet)
@@ -276,4 +304,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return text_command(args)
     if args.command == "report":
         return report_command(args)
+    if args.command == "extract":
+        return extract_command(args)
     raise AssertionError(f"unhandled command {args.command}")
