@@ -55,7 +55,7 @@ from pipeline.api import MEDIA_SUFFIXES
 from pipeline.config import PipelineConfig
 from pipeline.errors import USER_ERRORS, PipelineError
 from pipeline.records import Utterance
-from pipeline.run import _empty_track, _encodable, _native_stderr_quiet, to_sample_input
+from pipeline.run import empty_track, encodable_words, native_stderr_quiet, to_sample_input
 
 __all__ = ["FEATURES_FORMAT", "MANIFEST_FILE", "SPLITS", "ClipSpec", "ExtractOptions", "ExtractSummary",
            "read_label_csv", "extract_dataset"]
@@ -182,7 +182,7 @@ class _Extractors:
             import torch
 
             torch.set_num_threads(config.torch_threads)
-        with _native_stderr_quiet():
+        with native_stderr_quiet():
             face = FaceExtractor(config.face)
         return cls(resolve_ffmpeg(), Transcriber(config.asr, config.cache_dir), TextEncoder(config.text), face)
 
@@ -201,7 +201,7 @@ def _clip_arrays(path: Path, config: PipelineConfig, models: _Extractors, langua
     transcript = models.transcriber.transcribe(audio, None, language)
     words = transcript.words
     utterance = Utterance(0, words[0].start_s, words[-1].end_s, words) if words else None
-    encodable = _encodable(utterance) if utterance is not None else ([], np.zeros((0, 2)))
+    encodable = encodable_words(utterance) if utterance is not None else ([], np.zeros((0, 2)))
     if not encodable[0]:
         raise ExtractionError(f"{path}: no speech recognised, nothing to encode")
     voice = extract_voice(audio, SAMPLE_RATE_HZ, config.voice)
@@ -209,7 +209,7 @@ def _clip_arrays(path: Path, config: PipelineConfig, models: _Extractors, langua
         frames = iter_frames(media, models.ffmpeg, config.media.frame_fps, config.media.max_side_px)
         face = models.face.extract(frames, None, rate_hz=config.media.frame_fps)
     else:
-        face = _empty_track("face", face_mod.COLUMNS, config.media.frame_fps)
+        face = empty_track("face", face_mod.COLUMNS, config.media.frame_fps)
     tokens = models.text_encoder.encode_batch([encodable[0]])[0]
     aligned = align_utterance(utterance, encodable[0], encodable[1], tokens, voice, face, config.align)
     sample = to_sample_input(aligned)

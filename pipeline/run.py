@@ -43,7 +43,8 @@ from pipeline.records import AlignedUtterance, Utterance, UtteranceScore, VideoR
 from pipeline.signals import utterance_signals
 from pipeline.utterances import split_utterances
 
-__all__ = ["Progress", "Models", "score_video", "to_sample_input"]
+__all__ = ["Progress", "Models", "score_video", "to_sample_input", "encodable_words", "empty_track",
+           "native_stderr_quiet"]
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class Models:
             expected_audio_columns=voice_mod.COLUMNS,
             expected_vision_columns=face_mod.COLUMNS,
         )
-        with _native_stderr_quiet():
+        with native_stderr_quiet():
             face = FaceExtractor(config.face)
         return cls(
             ffmpeg=resolve_ffmpeg(),
@@ -106,13 +107,13 @@ class Models:
         self.close()
 
 
-def _empty_track(name: str, columns: tuple[str, ...], rate_hz: float) -> FeatureTrack:
+def empty_track(name: str, columns: tuple[str, ...], rate_hz: float) -> FeatureTrack:
     return FeatureTrack(name, np.zeros(0), np.zeros((0, len(columns)), np.float32), columns,
                         np.zeros(0, bool), rate_hz)
 
 
 @contextmanager
-def _native_stderr_quiet() -> Iterator[None]:
+def native_stderr_quiet() -> Iterator[None]:
     """Hide what C++ libraries print to fd 2 while they start (MediaPipe's glog banner).
 
     Python logging is untouched; at debug level nothing is hidden.
@@ -169,7 +170,7 @@ class _FaceJob:
     ) -> tuple[FeatureTrack, float]:
         started = time.perf_counter()
         if not media.has_video:
-            return _empty_track("face", face_mod.COLUMNS, config.media.frame_fps), 0.0
+            return empty_track("face", face_mod.COLUMNS, config.media.frame_fps), 0.0
         frames = iter_frames(media, models.ffmpeg, config.media.frame_fps, config.media.max_side_px)
         track = models.face.extract(_until(frames, self._stop), report, rate_hz=config.media.frame_fps)
         return track, time.perf_counter() - started
@@ -201,7 +202,7 @@ def to_sample_input(aligned: AlignedUtterance) -> SampleInput:
     )
 
 
-def _encodable(utterance: Utterance) -> tuple[list[str], np.ndarray]:
+def encodable_words(utterance: Utterance) -> tuple[list[str], np.ndarray]:
     """Normalised words of an utterance (empty ones dropped) and their times."""
     kept = [(normalise_text(w.text), w) for w in utterance.words]
     kept = [(t, w) for t, w in kept if t]
@@ -253,7 +254,7 @@ def score_video(
                     "English only (use --language en to score it anyway)"
                 )
             transcript = models.transcriber.transcribe(audio, lambda done: report("asr", done, total), "en")
-        utterances = [u for u in split_utterances(transcript, config.utterances) if _encodable(u)[0]]
+        utterances = [u for u in split_utterances(transcript, config.utterances) if encodable_words(u)[0]]
 
         def result(status: str, scores: tuple[UtteranceScore, ...], coverage: float) -> VideoResult:
             return VideoResult(
@@ -279,7 +280,7 @@ def score_video(
         warnings.append(f"face found in only {face.coverage:.0%} of sampled frames")
 
     with _timed(seconds, "text"):
-        encodable = [_encodable(u) for u in utterances]
+        encodable = [encodable_words(u) for u in utterances]
         tokens = models.text_encoder.encode_batch([words for words, _ in encodable])
     report("text", total, total)
 
