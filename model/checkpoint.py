@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -22,7 +20,7 @@ import numpy as np
 import torch
 
 from extractors.assets import sha256_of
-from model.data import MODALITIES, ModalityStats, SampleInput, collate
+from model.data import MODALITIES, ModalityStats, SampleInput, collate, write_atomic_file
 from model.miar import Miar, MiarDims
 
 __all__ = ["CheckpointError", "LoadedMiar", "load_checkpoint", "save_checkpoint", "WEIGHTS_FORMAT"]
@@ -50,17 +48,6 @@ def _stats_from_json(entry: dict[str, Any] | None) -> ModalityStats | None:
         return None
     return ModalityStats(np.asarray(entry["mean"], np.float32), np.asarray(entry["std"], np.float32))
 
-
-def _write_atomic(path: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; weights are meant to be read by anyone
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(
@@ -94,7 +81,7 @@ def save_checkpoint(
     """
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    _write_atomic(folder / MODEL_FILE, lambda tmp: torch.save(state, tmp))
+    write_atomic_file(folder / MODEL_FILE, lambda tmp: torch.save(state, tmp))
     config = {
         "format": WEIGHTS_FORMAT,
         "dims": asdict(model.dims),
@@ -114,7 +101,7 @@ def save_checkpoint(
             json.dump(config, f, indent=1)
             f.write("\n")
 
-    _write_atomic(folder / CONFIG_FILE, write_json)
+    write_atomic_file(folder / CONFIG_FILE, write_json)
     log.info("weights written to %s (%d bytes)", folder, (folder / MODEL_FILE).stat().st_size)
     return folder
 

@@ -17,7 +17,7 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,9 +39,35 @@ __all__ = [
     "load_vader",
     "load_sst5",
     "encode_corpus",
+    "write_atomic_file",
+    "save_npz_atomic",
 ]
 
 log = logging.getLogger(__name__)
+
+
+def write_atomic_file(path: Path, write: Callable[[str], None]) -> None:
+    """Create ``path`` through ``write(temporary_name)`` and rename it into place.
+
+    The final name only ever holds a complete file: caches and resumable extraction
+    treat an existing file as finished, and a crash must not leave half of one. The
+    temporary name keeps ``path``'s suffix (``np.savez`` would otherwise append one).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; these files are meant to be read by anyone
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez`` of ``arrays`` to ``path`` (ending in .npz), atomically."""
+    write_atomic_file(path, lambda tmp: np.savez(tmp, **arrays))
 
 #: The three modalities, in the order the model and configs use.
 MODALITIES: tuple[str, ...] = ("text", "audio", "vision")
@@ -334,15 +360,7 @@ def encode_corpus(
             log.info("%s/%s: %d / %d encoded", corpus.name, corpus.split, min(start + step, len(order)), len(order))
         offsets = np.cumsum([0] + [len(e) for e in encoded]).astype(np.int64)
         values = np.concatenate(encoded, axis=0)
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".npz")
-        os.close(fd)
-        try:
-            np.savez(tmp, values=values, offsets=offsets)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        save_npz_atomic(path, {"values": values, "offsets": offsets})
     return [
         SampleInput(text=values[a:b], text_mask=np.ones(b - a, dtype=bool))
         for a, b in zip(offsets[:-1], offsets[1:])

@@ -35,8 +35,6 @@ import csv
 import hashlib
 import inspect
 import logging
-import os
-import tempfile
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -52,6 +50,7 @@ from model.data import (
     _corpus,
     default_cache_dir,
     default_shared_dir,
+    save_npz_atomic,
 )
 
 __all__ = [
@@ -151,15 +150,7 @@ def _cached(
             return {k: f[k] for k in f.files}
     log.info("%s: extracting features (once; cached in %s)", name, folder)
     arrays = make()
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_npz_atomic(path, arrays)
     return arrays
 
 

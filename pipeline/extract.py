@@ -50,6 +50,7 @@ from extractors.media import decode_audio, iter_frames, probe
 from extractors.text import TEXT_EXTRACTOR_VERSION, TextEncoder
 from extractors.transcript import SAMPLE_RATE_HZ, Transcriber
 from extractors.voice import extract_voice
+from model.data import save_npz_atomic
 from pipeline.align import align_utterance
 from pipeline.api import MEDIA_SUFFIXES
 from pipeline.config import PipelineConfig
@@ -224,15 +225,7 @@ def _clip_arrays(path: Path, config: PipelineConfig, models: _Extractors, langua
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write atomically, so an existing file is always a complete one (resumability relies on it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_npz_atomic(path, arrays)
 
 
 _WORKER: tuple[_Extractors, PipelineConfig, str] | None = None
