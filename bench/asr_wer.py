@@ -1,6 +1,6 @@
 """Word error rate of the pipeline's speech recogniser on the GRID clips (and the example).
 
-    python bench/asr_wer.py [--asr tiny.en|base]
+    python -m bench.asr_wer [--asr tiny.en|base]     # from the checkout's root (bench/ is not installed)
 
 Prints one line per clip (reference, recognised, WER) and the mean. References:
 ``$MIAR_SHARED/data/clips/grid/transcripts.csv`` and ``examples/sentences.txt``.
@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.wer import word_error_rate  # noqa: E402
-from extractors.assets import resolve_ffmpeg  # noqa: E402
-from extractors.media import decode_audio  # noqa: E402
-from extractors.transcript import AsrOptions, Transcriber  # noqa: E402
-from pipeline.config import REPO_ROOT, shared_dir  # noqa: E402
+from bench.wer import word_error_rate
+from extractors.assets import resolve_ffmpeg
+from extractors.media import decode_audio
+from extractors.transcript import AsrOptions, Transcriber
+from storage.locations import REPO_ROOT, shared_data_dir
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ffmpeg = resolve_ffmpeg()
     cases: list[tuple[Path, str]] = []
-    grid = shared_dir() / "data" / "clips" / "grid"
+    grid = shared_data_dir() / "clips" / "grid"
     if (grid / "transcripts.csv").exists():
         with open(grid / "transcripts.csv") as f:
             cases += [(grid / row["path"], row["transcript"]) for row in csv.DictReader(f)]

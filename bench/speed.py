@@ -3,6 +3,7 @@
     python bench/speed.py                     # everything, 10-minute video included (~10 min on 2 cores)
     python bench/speed.py --quick             # skip the 10-minute video
     python bench/speed.py --json bench/results.json --weights weights/miar-v1
+    python bench/speed.py --start-only        # only the start-up time of ``python -m pipeline --help``
 
 Each input set runs in a fresh Python process, so that cold start (imports +
 ``Models.load``) is measured as a user meets it and peak RSS
@@ -16,6 +17,10 @@ Each input set runs in a fresh Python process, so that cold start (imports +
   copy, cached in ``$MIAR_CACHE/bench`` and reused). For these the same process then measures
   the limits: ffmpeg decoding alone (audio, and frames as the face stage samples them) and ASR
   alone (``Transcriber.transcribe`` on the same decoded audio).
+
+Before the cases, ``python -m pipeline --help`` runs three times in fresh processes: the best
+wall time is the light start a user meets before any model library is imported (target
+<= 0.5 s), printed beside the cold start with the heavy modules that ``--help`` imported.
 
 Timings are wall seconds (``time.perf_counter``) of the stages ``score_video`` reports, plus
 ``output`` (``write_video_csv``) and ``other`` (what is left of the video's wall time). The
@@ -41,9 +46,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # run as ``python bench/speed.py``: make the packages importable
-    sys.path.insert(0, str(REPO_ROOT))
+from storage.files import atomic_path, sha256_of, write_text_atomic
+from storage.locations import REPO_ROOT, cache_dir, shared_data_dir
 
 log = logging.getLogger("bench.speed")
 
@@ -57,6 +61,11 @@ EXAMPLE_CLIP = REPO_ROOT / "examples" / "example.mp4"
 LONG_VIDEOS_S: dict[str, float] = {"long-1min": 60.0, "long-10min": 600.0}
 #: A worker running longer than this is stopped and reported as failed.
 WORKER_TIMEOUT_S = 3600.0
+#: ``python -m pipeline --help`` runs this many times; the best counts (the others show the noise).
+HELP_RUNS = 3
+#: Libraries ``--help`` must not import (each costs from tenths of a second to seconds).
+HEAVY_MODULES: tuple[str, ...] = ("torch", "transformers", "faster_whisper", "ctranslate2", "mediapipe", "cv2",
+                                  "facenet_pytorch", "librosa", "parselmouth", "sklearn", "matplotlib", "numpy")
 #: KiB (Linux's ru_maxrss unit) to MB (10^6 bytes), the unit of the memory target.
 KIB_TO_MB = 1024 / 1e6
 
@@ -74,6 +83,7 @@ class Targets:
             video: memory must not scale with video length (frames are streamed).
         grid_s_per_clip: Mean seconds per 3-s GRID clip in a batch, after start-up.
         cold_start_s: Imports + ``Models.load`` in a fresh process.
+        help_s: ``python -m pipeline --help`` in a fresh process, best of ``HELP_RUNS`` (a quiet machine).
     """
 
     long_rtf: float = 0.25
@@ -82,6 +92,7 @@ class Targets:
     rss_growth: float = 0.15
     grid_s_per_clip: float = 3.0
     cold_start_s: float = 15.0
+    help_s: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -123,9 +134,8 @@ def run_worker(spec_path: Path) -> None:
     """
     spec = json.loads(spec_path.read_text())
     start = time.perf_counter()
-    from pipeline.config import PipelineConfig  # imported here: part of the cold start
+    from pipeline import Models, PipelineConfig, score_video  # imported here: part of the cold start
     from pipeline.output import write_video_csv
-    from pipeline.run import Models, score_video
 
     imported = time.perf_counter()
     config = PipelineConfig()
@@ -162,7 +172,7 @@ def run_worker(spec_path: Path) -> None:
     finally:
         models.close()
     out["loadavg_after"] = list(os.getloadavg())
-    Path(spec["result"]).write_text(json.dumps(out, indent=1))
+    Path(spec["result"]).write_text(json.dumps(out, indent=1))  # a scratch file the parent reads once
 
 
 def _measure_limits(path: Path, config: Any, models: Any) -> dict[str, float]:
@@ -216,6 +226,32 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def measure_help(runs: int = HELP_RUNS) -> dict[str, Any]:
+    """Wall seconds of ``python -m pipeline --help`` in fresh interpreters, and what it imported.
+
+    Returns:
+        ``runs_s`` (each run), ``best_s``, ``heavy_imported`` (the ``HEAVY_MODULES`` that
+        ``--help`` loaded, from one more run that lists ``sys.modules``), ``loadavg_before``,
+        or ``error`` when ``--help`` did not exit 0.
+    """
+    loadavg_before = list(os.getloadavg())
+    runs_s: list[float] = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "pipeline", "--help"], cwd=REPO_ROOT, capture_output=True,
+                              text=True, check=False)
+        runs_s.append(time.perf_counter() - began)
+        if done.returncode != 0:
+            return {"error": f"python -m pipeline --help exited {done.returncode}: {done.stderr.strip()[-300:]}"}
+    probe_code = ("import sys\nfrom pipeline.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n"
+                  f"    pass\nprint('heavy:', *(m for m in {HEAVY_MODULES!r} if m in sys.modules), file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", probe_code], cwd=REPO_ROOT, capture_output=True, text=True,
+                          check=False)
+    found = [line.split()[1:] for line in done.stderr.splitlines() if line.startswith("heavy:")]
+    heavy = found[-1] if done.returncode == 0 and found else None
+    return {"runs_s": runs_s, "best_s": min(runs_s), "heavy_imported": heavy, "loadavg_before": loadavg_before}
+
+
 def build_long_video(ffmpeg: Path, source: Path, seconds: float, cache: Path) -> Path:
     """``source`` repeated (ffmpeg concat, stream copy) and cut to ``seconds``; built once, then reused.
 
@@ -224,7 +260,6 @@ def build_long_video(ffmpeg: Path, source: Path, seconds: float, cache: Path) ->
     Raises:
         RuntimeError: ffmpeg failed (its last stderr line is kept).
     """
-    from extractors.assets import sha256_of
     from extractors.media import probe
 
     target = cache / f"{source.stem}-{int(seconds)}s-{sha256_of(source)[:12]}.mp4"
@@ -233,34 +268,31 @@ def build_long_video(ffmpeg: Path, source: Path, seconds: float, cache: Path) ->
     cache.mkdir(parents=True, exist_ok=True)
     copies = int(seconds // probe(source, ffmpeg).duration_s) + 1
     log.info("building %s (%d copies of %s)", target, copies, source.name)
-    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+    with tempfile.TemporaryDirectory(dir=cache) as tmp, atomic_path(target) as partial:
         listing = Path(tmp) / "list.txt"
         quoted = str(source.resolve()).replace("'", "'\\''")
         listing.write_text(f"file '{quoted}'\n" * copies)
-        partial = Path(tmp) / target.name
-        cmd = [str(ffmpeg), "-nostdin", "-hide_banner", "-loglevel", "error", "-f", "concat", "-safe", "0",
+        cmd = [str(ffmpeg), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
                "-i", str(listing), "-c", "copy", "-t", f"{seconds:g}", str(partial)]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
+        if done.returncode != 0:  # raising inside atomic_path removes the partial file
             raise RuntimeError(f"ffmpeg could not build {target.name}: {done.stderr.strip()[-300:]}")
-        os.replace(partial, target)  # the cached name only ever holds a complete video
-    return target
+    return target  # the cached name only ever holds a complete video
 
 
 def plan_cases(quick: bool, cache: Path) -> tuple[list[Case], list[dict[str, str]]]:
     """The cases to run, and those skipped with the reason."""
     from extractors.assets import resolve_ffmpeg
-    from pipeline.config import shared_dir
 
     cases = [Case("example", (EXAMPLE_CLIP,))]
     skipped: list[dict[str, str]] = []
-    shared = shared_dir()
-    grid = sorted((shared / "data" / "clips" / "grid").glob("*.mpg"))
+    shared = shared_data_dir()
+    grid = sorted((shared / "clips" / "grid").glob("*.mpg"))
     if grid:
         cases.append(Case("grid-batch", tuple(grid)))
     else:
         skipped.append({"name": "grid-batch", "reason": f"no GRID clips under {shared} (set MIAR_SHARED)"})
-    silent = shared / "data" / "clips" / "pyfeat" / "WolfgangLanger_Pexels.mp4"
+    silent = shared / "clips" / "pyfeat" / "WolfgangLanger_Pexels.mp4"
     if silent.is_file():
         cases.append(Case("silent-19.7s", (silent,),
                           note="silent audio: no speech recognised, so the run stops after ASR (status no_speech)"))
@@ -319,7 +351,7 @@ def run_case(case: Case, weights: Path | None) -> dict[str, Any]:
     return measured
 
 
-def judge(runs: dict[str, dict[str, Any]], targets: Targets) -> list[dict[str, Any]]:
+def judge(runs: dict[str, dict[str, Any]], start: dict[str, Any], targets: Targets) -> list[dict[str, Any]]:
     """Each target with its measured value and PASS (True), MISS (False) or not measured (None)."""
     def get(name: str, *keys: str) -> float | None:
         value: Any = runs.get(name)
@@ -349,6 +381,8 @@ def judge(runs: dict[str, dict[str, Any]], targets: Targets) -> list[dict[str, A
         row("GRID batch, s per clip", get("grid-batch", "totals", "s_per_input"), targets.grid_s_per_clip, "s",
             "GRID batch not run or failed"),
         row("cold start, worst run", max(cold) if cold else None, targets.cold_start_s, "s", "no run finished"),
+        row(f"--help, best of {HELP_RUNS}", start.get("best_s"), targets.help_s, "s",
+            start.get("error", "not measured")),
     ]
 
 
@@ -357,6 +391,19 @@ def judge(runs: dict[str, dict[str, Any]], targets: Targets) -> list[dict[str, A
 
 def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
+
+
+def render_start(start: dict[str, Any], runs: dict[str, dict[str, Any]]) -> str:
+    """One line: ``--help`` start-up beside the cold starts (imports + model loads) of the runs."""
+    if "error" in start:
+        return f"start: {start['error']}"
+    heavy = start["heavy_imported"]
+    imported = "unknown" if heavy is None else ", ".join(heavy) or "none"
+    cold = [r["cold_start"]["total_s"] for r in runs.values() if "cold_start" in r]
+    cold_text = f"{min(cold):.2f}-{max(cold):.2f} s" if cold else "not measured"
+    return (f"start: `python -m pipeline --help` {start['best_s']:.2f} s (best of {len(start['runs_s'])}: "
+            f"{' '.join(f'{t:.2f}' for t in start['runs_s'])}; heavy modules imported: {imported}); "
+            f"cold start (imports + Models.load) {cold_text}")
 
 
 def render(report: dict[str, Any]) -> str:
@@ -370,6 +417,7 @@ def render(report: dict[str, Any]) -> str:
         f"weights {report['settings']['weights']}  asr {report['settings']['asr_model']}  "
         f"face fps {report['settings']['frame_fps']:g}  torch threads {report['settings']['torch_threads']}  "
         f"load average at end {report['settings']['loadavg_at_end'][0]:.2f}",
+        render_start(report["start"], report["runs"]),
         "",
     ]
     for run in report["runs"].values():
@@ -413,8 +461,14 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"== {skip['name']}: skipped ({skip['reason']})")
     if report["skipped"]:
         lines.append("")
-    lines.append("targets")
-    for t in report["targets"]:
+    lines.append(render_targets(report["targets"]))
+    return "\n".join(lines)
+
+
+def render_targets(targets: list[dict[str, Any]]) -> str:
+    """``targets`` and one PASS / MISS / ---- line per target (---- = not measured, with why)."""
+    lines = ["targets"]
+    for t in targets:
         verdict = {True: "PASS", False: "MISS", None: "----"}[t["passed"]]
         spec = {"rel": ".1%", "MB": ".0f"}.get(t["unit"], ".2f")
         unit = "" if t["unit"] in ("", "rel") else f" {t['unit']}"
@@ -433,6 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="MIAR weights folder (default: the pipeline's, weights/miar-v1)")
     parser.add_argument("--cache", type=Path, default=None, metavar="DIR",
                         help="where the long videos are built and kept (default: $MIAR_CACHE/bench)")
+    parser.add_argument("--start-only", action="store_true",
+                        help="only time `python -m pipeline --help` (no model is loaded, no case runs)")
     parser.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     return parser
 
@@ -446,7 +502,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_worker(args.worker)
         return 0
 
-    from pipeline.config import PipelineConfig, cache_dir
+    start = measure_help()
+    if args.start_only:
+        print(render_start(start, {}))
+        print(render_targets([t for t in judge({}, start, Targets()) if t["target"].startswith("--help")]))
+        return 1 if "error" in start else 0
+
+    from pipeline import PipelineConfig
 
     config = PipelineConfig() if args.weights is None else PipelineConfig().with_overrides(weights_dir=args.weights)
     if not (config.weights_dir / "config.json").is_file():
@@ -465,16 +527,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "settings": {"weights": str(config.weights_dir), "asr_model": config.asr.model,
                      "frame_fps": config.media.frame_fps, "torch_threads": config.torch_threads,
                      "quick": args.quick, "loadavg_at_end": list(os.getloadavg())},
+        "start": start,
         "runs": runs,
         "skipped": skipped,
     }
-    report["targets"] = judge(runs, Targets())
+    report["targets"] = judge(runs, start, Targets())
     print(render(report))
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        partial = args.json.with_name(f".{args.json.name}.part")
-        partial.write_text(json.dumps(report, indent=1) + "\n")
-        os.replace(partial, args.json)
+        write_text_atomic(args.json, json.dumps(report, indent=1) + "\n")
         log.info("wrote %s", args.json)
     return 1 if any("error" in r for r in runs.values()) else 0
 

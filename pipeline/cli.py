@@ -1,9 +1,12 @@
-"""Command line: parse, call the library, report. All the work is in ``pipeline.run``.
+"""Command line: parse, call the library, report. All the work is in the library.
 
 Exit codes (for scripts): 0 every input scored (or skipped, or had no speech);
 1 at least one input failed, or the set-up is broken; 2 bad command line (argparse);
 130 interrupted with Ctrl-C (finished CSVs are kept, none is half-written).
 The batch itself (models loaded once, local or on Ray) is ``pipeline.api.score_videos``.
+
+A light start: ``--help``, argument errors and a missing input are answered before any
+model library (or NumPy) is imported; each command imports what it needs when it runs.
 """
 
 from __future__ import annotations
@@ -14,16 +17,17 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.api import ENGINES, MEDIA_SUFFIXES, check_writable, collect_inputs
-from pipeline.config import DEFAULT_WEIGHTS, PipelineConfig
+from model.schema import NEUTRAL_BAND, SCORE_MAX, SCORE_MIN
+from pipeline.api import ENGINES
 from pipeline.errors import USER_ERRORS, PipelineError
-from pipeline.output import OUTPUT_FORMATS, write_summary
+from pipeline.output import OUTPUT_FORMATS
+from storage.locations import DEFAULT_WEIGHTS
 
-__all__ = ["main", "build_parser", "collect_inputs", "check_writable", "MEDIA_SUFFIXES"]
+__all__ = ["main", "build_parser", "setup_logging"]
 
 log = logging.getLogger("pipeline")
 
-EXAMPLES = """\
+EXAMPLES = f"""\
 examples:
   python -m pipeline run examples/example.mp4            # one video -> out/example.csv
   python -m pipeline run videos/ --out results/          # every media file in videos/ + results/summary.csv
@@ -31,25 +35,37 @@ examples:
   python -m pipeline run videos/ --skip-existing         # resume an interrupted batch
   python -m pipeline run clip.mp4 --report               # + out/clip.png and out/clip.html
   python -m pipeline report out/                         # rebuild plots and HTML from the CSVs
-  python -m pipeline extract --dataset mydata/ --out feats/   # training features (then model.train --features)
+  python -m pipeline extract --dataset mydata/ --out feats/   # training features (model.training.train --features)
   python -m pipeline run videos/ --engine ray            # one worker per core (requirements-ray.txt)
 
-Each CSV has one row per utterance: start_s, end_s, text, sentiment in [-3, 3]
-(MOSI scale), polarity (|score| < 0.5 is neutral) and the signals behind the score.
+Each CSV has one row per utterance: start_s, end_s, text, sentiment in [{SCORE_MIN:g}, {SCORE_MAX:g}]
+(MOSI scale), polarity (|score| < {NEUTRAL_BAND:g} is neutral) and the signals behind the score.
 Everything runs offline on the CPU; models come from installed packages and weights/.
 """
 
 
+def _add_logging_flags(parser: argparse.ArgumentParser, verbose: object, quiet: object) -> None:
+    parser.add_argument("-v", "--verbose", action="count", default=verbose, help="more log detail (-vv for debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", default=quiet, help="only errors")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command (light: builds without importing any model library)."""
+    # -v/-q work before or after the command: the sub-commands' copies default to SUPPRESS, so a
+    # sub-command not given them leaves what came before it (argparse copies a sub-command's
+    # defaults over the top level's).
+    logging_flags = argparse.ArgumentParser(add_help=False)
+    _add_logging_flags(logging_flags, verbose=argparse.SUPPRESS, quiet=argparse.SUPPRESS)
     parser = argparse.ArgumentParser(
         prog="python -m pipeline",
         description="Per-utterance multimodal sentiment (text, voice, face) for videos, offline on a CPU.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=EXAMPLES,
     )
+    _add_logging_flags(parser, verbose=0, quiet=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser(
-        "run", help="score videos (files or folders)", epilog=EXAMPLES,
+        "run", help="score videos (files or folders)", epilog=EXAMPLES, parents=[logging_flags],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Score each utterance of each video: transcribe (Whisper), measure voice and face, "
         "align them per word and run the MIAR model.",
@@ -84,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "by default a local Ray is started for the batch")
     text = sub.add_parser(
         "text", help="score sentences from a text file (one per line) with the text path only",
+        parents=[logging_flags],
         description="Score each non-blank line of FILE with the shipped model's text path (voice and face "
         "masked) and write CSV (line, text, sentiment, polarity) to stdout or --out.",
     )
@@ -92,16 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
     text.add_argument("--weights", type=Path, default=None, metavar="DIR", help="MIAR weights folder")
     rep = sub.add_parser(
         "report", help="rebuild <stem>.png and <stem>.html from the CSVs in an output folder",
+        parents=[logging_flags],
         description="For each <stem>.csv in FOLDER (written by 'run'), draw the sentiment plot and write the "
         "HTML report beside it. Metadata comes from summary.csv and from probing the video when it is still there.",
     )
     rep.add_argument("folder", type=Path, metavar="FOLDER", help="an output folder of 'python -m pipeline run'")
     ext = sub.add_parser(
         "extract", help="extract training features from an MMSA-layout dataset (label.csv + Raw/)",
+        parents=[logging_flags],
         description="Run the inference extractors on every clip of DIR (label.csv with video_id,clip_id,text,label,"
         "mode; media at Raw/<video_id>/<clip_id>.mp4), one utterance per clip, and write per-clip .npz files and "
-        "manifest.json to FEATURES_DIR for 'python -m model.train --features'. Resumable: clips already extracted "
-        "are skipped. Exit 1 if any clip failed (failures are listed in the manifest).",
+        "manifest.json to FEATURES_DIR for 'python -m model.training.train --features'. Resumable: clips already "
+        "extracted are skipped. Exit 1 if any clip failed (failures are listed in the manifest).",
     )
     ext.add_argument("--dataset", type=Path, required=True, metavar="DIR", help="MMSA-layout dataset folder")
     ext.add_argument("--out", type=Path, required=True, metavar="FEATURES_DIR", help="features folder to write")
@@ -109,9 +128,6 @@ def build_parser() -> argparse.ArgumentParser:
                      help="processes, each loading the models once (default 1: this process)")
     ext.add_argument("--asr", default=None, metavar="MODEL", help="Whisper model (default tiny.en, as 'run')")
     ext.add_argument("--fps", type=float, default=None, metavar="N", help="face frames per second (default 4)")
-    for p in (parser, run, text, rep, ext):
-        p.add_argument("-v", "--verbose", action="count", default=0, help="more log detail (-vv for debug)")
-        p.add_argument("-q", "--quiet", action="store_true", help="only errors")
     return parser
 
 
@@ -162,21 +178,27 @@ class _TqdmProgress:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from pipeline.inputs import BatchPlan, WriteOptions
+
+    try:  # before anything heavy: a missing input is answered at once
+        plan = BatchPlan.build(args.paths, WriteOptions(args.out, args.format, args.report))
+    except USER_ERRORS as e:
+        log.error("%s", e)
+        return 1
+
     from tqdm import tqdm
 
-    from pipeline.api import BatchInterrupted, VideoOutcome, collect_inputs, score_videos
+    from pipeline.api import BatchInterrupted, score_videos
+    from pipeline.config import PipelineConfig
+    from pipeline.jobs import VideoOutcome
+    from pipeline.output import write_summary
 
     config = PipelineConfig().with_overrides(
         asr_model=args.asr, language=args.language, fps=args.fps, weights_dir=args.weights
     )
     show = not args.no_progress and not args.quiet
-    try:
-        inputs = collect_inputs(args.paths)
-    except USER_ERRORS as e:
-        log.error("%s", e)
-        return 1
-    batch = len(inputs) > 1 or any(p.is_dir() for p in args.paths)
-    videos = tqdm(total=len(inputs), desc="videos", unit="video", disable=not (show and batch), file=sys.stderr)
+    videos = tqdm(total=len(plan.items), desc="videos", unit="video", disable=not (show and plan.is_batch),
+                  file=sys.stderr)
     stages = _TqdmProgress(show and args.engine == "local")
 
     def on_outcome(outcome: VideoOutcome) -> None:
@@ -198,9 +220,8 @@ def run_command(args: argparse.Namespace) -> int:
     interrupted = False
     try:
         outcomes = score_videos(
-            inputs, config, out_dir=args.out, progress=stages, skip_existing=args.skip_existing,
-            report=args.report, fmt=args.format, engine=args.engine, ray_address=args.ray_address,
-            on_outcome=on_outcome,
+            plan, config, progress=stages, skip_existing=args.skip_existing, engine=args.engine,
+            ray_address=args.ray_address, on_outcome=on_outcome,
         )
     except USER_ERRORS as e:
         log.error("%s", e)
@@ -213,13 +234,14 @@ def run_command(args: argparse.Namespace) -> int:
         stages.close()
         videos.close()
     failed = sum(o.status == "failed" for o in outcomes)
-    if batch:
+    if plan.is_batch:
+        summary = args.out / "summary.csv"
         try:
-            write_summary([o.summary_row() for o in outcomes], args.out / "summary.csv", config.output)
+            write_summary([o.summary_row() for o in outcomes], summary, config.output)
         except USER_ERRORS as e:
             log.error("%s", e)
             return 1
-        log.info("summary: %s (%d ok, %d failed)", args.out / "summary.csv", len(outcomes) - failed, failed)
+        log.info("summary: %s (%d ok, %d failed)", summary, len(outcomes) - failed, failed)
     if interrupted:
         return 130
     return 1 if failed else 0
@@ -229,7 +251,7 @@ def report_command(args: argparse.Namespace) -> int:
     from pipeline.report import rebuild_reports
 
     try:
-        written = rebuild_reports(args.folder, PipelineConfig().output)
+        written = rebuild_reports(args.folder)
     except USER_ERRORS as e:
         log.error("%s", e)
         return 1
@@ -238,43 +260,50 @@ def report_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def text_command(args: argparse.Namespace) -> int:
-    import csv
-    import io
+def _read_text_lines(file: Path) -> str:
+    """The text of FILE ('-': stdin).
 
-    from pipeline.output import polarity_of, write_atomic
+    Raises:
+        PipelineError: The file cannot be read as UTF-8.
+    """
+    if str(file) == "-":
+        return sys.stdin.read()
+    try:
+        return file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise PipelineError(f"{file}: cannot read as UTF-8 text: {e}") from e
+
+
+def text_command(args: argparse.Namespace) -> int:
+    try:
+        content = _read_text_lines(args.file)  # before anything heavy: a missing file is answered at once
+    except USER_ERRORS as e:
+        log.error("%s", e)
+        return 1
+
+    from extractors.text import normalise_text
+    from model.schema import polarity_of
+    from pipeline.config import PipelineConfig
+    from pipeline.output import TEXT_COLUMNS, TextRow, open_output, write_rows_csv
     from pipeline.text_scoring import TextScorer
 
     config = PipelineConfig().with_overrides(weights_dir=args.weights)
+    kept: list[tuple[int, str]] = []
+    for n, raw in enumerate(content.splitlines(), 1):
+        line = raw.strip()
+        if line and normalise_text(line).split():
+            kept.append((n, line))
+        elif line:
+            log.warning("line %d has no words, skipped: %r", n, line)
     try:
-        if str(args.file) == "-":
-            content = sys.stdin.read()
-        else:
-            try:
-                content = args.file.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as e:
-                raise PipelineError(f"{args.file}: cannot read as UTF-8 text: {e}") from e
-        from extractors.text import normalise_text
-
-        kept: list[tuple[int, str]] = []
-        for n, raw in enumerate(content.splitlines(), 1):
-            line = raw.strip()
-            if line and normalise_text(line).split():
-                kept.append((n, line))
-            elif line:
-                log.warning("line %d has no words, skipped: %r", n, line)
-        scorer = TextScorer.load(config)
-        scores = scorer.score([line for _, line in kept]) if kept else []
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(("line", "text", "sentiment", "polarity"))
-        digits = config.output.float_digits
-        for (n, line), score in zip(kept, scores):
-            writer.writerow((n, line, f"{score:.{digits}f}", polarity_of(float(score), config.output)))
+        scores = TextScorer.load(config).score([line for _, line in kept]) if kept else []
+        rows = [TextRow(n, line, float(score), polarity_of(float(score), config.output.neutral_band))
+                for (n, line), score in zip(kept, scores)]
         if args.out is None:
-            sys.stdout.write(buf.getvalue())
+            write_rows_csv(rows, TEXT_COLUMNS, sys.stdout, config.output)
         else:
-            write_atomic(args.out, buf.getvalue())
+            with open_output(args.out) as f:
+                write_rows_csv(rows, TEXT_COLUMNS, f, config.output)
     except USER_ERRORS as e:
         log.error("%s", e)
         return 1
@@ -282,6 +311,7 @@ def text_command(args: argparse.Namespace) -> int:
 
 
 def extract_command(args: argparse.Namespace) -> int:
+    from pipeline.config import PipelineConfig
     from pipeline.extract import ExtractOptions, extract_dataset
 
     config = PipelineConfig().with_overrides(asr_model=args.asr, fps=args.fps)

@@ -1,14 +1,13 @@
 """The one place where the pipeline's configuration is assembled.
 
 ``PipelineConfig`` is a frozen bundle of the option dataclasses each stage owns
-(defaults live once, in those dataclasses). Environment variables are read here only,
-and only for locations: ``MIAR_CACHE`` (assembled models, feature caches) and
-``MIAR_SHARED`` (the team's data, for training and tests).
+(defaults live once, in those dataclasses). Locations (the shipped weights, the cache)
+come from ``storage.locations``, the only module that reads environment variables.
+Light on purpose: importing it loads no model library (no torch).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -17,28 +16,12 @@ from extractors.media import MediaOptions
 from extractors.text import TextOptions
 from extractors.transcript import AsrOptions
 from extractors.voice import VoiceOptions
+from model.schema import NEUTRAL_BAND
 from pipeline.align import AlignOptions
 from pipeline.utterances import UtteranceOptions
+from storage.locations import DEFAULT_WEIGHTS, cache_dir
 
-__all__ = ["OutputOptions", "PipelineConfig", "REPO_ROOT", "DEFAULT_WEIGHTS", "cache_dir", "shared_dir"]
-
-#: The checkout's root (the folder holding pipeline/, extractors/, model/, weights/).
-REPO_ROOT = Path(__file__).resolve().parents[1]
-#: The weights shipped in this repository and used unless ``--weights`` says otherwise.
-DEFAULT_WEIGHTS = REPO_ROOT / "weights" / "miar-v1"
-
-
-def cache_dir() -> Path:
-    """Writable cache: ``$MIAR_CACHE``, else ``$XDG_CACHE_HOME/miar``, else ``~/.cache/miar``."""
-    if os.environ.get("MIAR_CACHE"):
-        return Path(os.environ["MIAR_CACHE"]).expanduser()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "miar"
-
-
-def shared_dir() -> Path:
-    """The team's data folder: ``$MIAR_SHARED``, else ``../shared`` beside the checkout."""
-    return Path(os.environ.get("MIAR_SHARED") or REPO_ROOT.parent / "shared")
+__all__ = ["OutputOptions", "PipelineConfig"]
 
 
 @dataclass(frozen=True)
@@ -46,13 +29,12 @@ class OutputOptions:
     """How results are written.
 
     Attributes:
-        neutral_band: Scores with ``abs(score) < neutral_band`` are labelled "neutral";
-            0.5 is half a step on MOSI's 7-point scale, where annotators' mean of a
-            neutral clip usually lands.
+        neutral_band: Scores with ``abs(score) < neutral_band`` are labelled "neutral"
+            (default ``model.schema.NEUTRAL_BAND``, the band training uses too).
         float_digits: Decimal places of floats in the CSV.
     """
 
-    neutral_band: float = 0.5
+    neutral_band: float = NEUTRAL_BAND
     float_digits: int = 3
 
 
@@ -69,8 +51,9 @@ class PipelineConfig:
         utterances: Grouping words into utterances.
         align: Bringing frames to words.
         output: CSV writing and polarity labels.
-        weights_dir: MIAR weights folder (model.pt + config.json).
-        cache_dir: Writable cache for assembled models.
+        weights_dir: MIAR weights folder (model.pt + config.json); default
+            ``storage.locations.DEFAULT_WEIGHTS``.
+        cache_dir: Writable cache for assembled models; default ``storage.locations.cache_dir()``.
         torch_threads: Threads for PyTorch (MTCNN, text encoder, MIAR). 1 is fastest on a
             2-core machine: torch's threads otherwise fight MediaPipe's and CTranslate2's
             (face stage measured 10 ms/frame with 1 thread, 34-78 ms with 2). 0 leaves torch's default.

@@ -1,12 +1,14 @@
 """Errors the pipeline raises, and the group the CLI reports as one line.
 
 Anything outside ``USER_ERRORS`` is a bug: the CLI lets it keep its traceback.
+Light on purpose (no NumPy, no torch): the CLI imports it before it knows whether
+any model is needed.
 """
 
 from __future__ import annotations
 
 from extractors.errors import ExtractionError
-from model.checkpoint import CheckpointError
+from model.errors import CheckpointError
 
 __all__ = ["PipelineError", "OutputError", "UnsupportedLanguageError", "USER_ERRORS"]
 

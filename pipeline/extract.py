@@ -7,68 +7,48 @@ The dataset uses MMSA's layout: ``DIR/label.csv`` with columns
 media at ``DIR/Raw/<video_id>/<clip_id>.mp4`` (another media ending is accepted when no
 .mp4 exists). Each clip is one labelled segment, so it becomes ONE utterance spanning all
 the words the recogniser heard in it. The model is trained on what inference feeds it:
-the ASR words (not the label.csv text, which is recorded beside them), the same voice,
-face, text encoder, word alignment and ``pipeline.run.to_sample_input``.
+the clip goes through the stage sequence that scores videos
+(``pipeline.features.featurize``, ``segmentation="whole"``), so the ASR words (not the
+label.csv text, which is recorded beside them), voice, face, text encoder, alignment and
+model input are inference's own.
 
-Output (``FEATURES_DIR``):
-
-- ``<split>/<video_id>/<clip_id>.npz`` per clip: ``text`` (Lt, Dt) float32, ``text_mask``
-  (Lt,) bool, ``audio`` (Lt, 34) / ``vision`` (Lt, 56) float32 with their masks (0 rows
-  when the modality is missing in the clip), ``label`` float32 scalar, ``video_id``,
-  ``clip_id``, ``asr_text``, ``label_text`` strings. Written atomically, so a file that
-  exists is complete: a second run skips it (resumable).
-- ``manifest.json``: extractor versions, text encoder, ASR model, audio/vision columns,
-  per-split counts and sample lists, and failures with reasons (failed clips are retried
-  on the next run).
-
-``model.train --features FEATURES_DIR`` reads these with NumPy only.
+Output (``FEATURES_DIR``), in the format ``model.feature_store`` defines: one ``.npz``
+per clip under ``<split>/<video_id>/``, written atomically, so a file that exists is
+complete and a second run skips it (resumable); ``manifest.json`` with what made the
+features, per-split sample lists, and failures with reasons (failed clips are retried
+on the next run). Training reads the folder with NumPy only.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 import multiprocessing
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from extractors import face as face_mod
 from extractors import voice as voice_mod
-from extractors.assets import resolve_ffmpeg
-from extractors.errors import ExtractionError, NoAudioTrackError
-from extractors.face import FaceExtractor
-from extractors.media import decode_audio, iter_frames, probe
-from extractors.text import TEXT_EXTRACTOR_VERSION, TextEncoder
-from extractors.transcript import SAMPLE_RATE_HZ, Transcriber
-from extractors.voice import extract_voice
-from model.data import save_npz_atomic
-from pipeline.align import align_utterance
-from pipeline.api import MEDIA_SUFFIXES
+from extractors.errors import ExtractionError
+from extractors.text import TEXT_EXTRACTOR_VERSION
+from model.feature_store import SPLITS, save_clip, write_manifest
 from pipeline.config import PipelineConfig
 from pipeline.errors import USER_ERRORS, PipelineError
-from pipeline.records import Utterance
-from pipeline.run import empty_track, encodable_words, native_stderr_quiet, to_sample_input
+from pipeline.features import featurize
+from pipeline.inputs import MEDIA_SUFFIXES
+from pipeline.models import Models
 
-__all__ = ["FEATURES_FORMAT", "MANIFEST_FILE", "SPLITS", "ClipSpec", "ExtractOptions", "ExtractSummary",
-           "read_label_csv", "extract_dataset"]
+__all__ = ["ClipSpec", "ExtractOptions", "ExtractSummary", "EXTRACT_PARTS", "read_label_csv", "extract_dataset"]
 
 log = logging.getLogger(__name__)
 
-#: Version of the features folder layout (``model.train`` checks it).
-FEATURES_FORMAT = "miar-features-v1"
-MANIFEST_FILE = "manifest.json"
-#: MMSA's split names, in the order they are listed.
-SPLITS: tuple[str, ...] = ("train", "valid", "test")
 LABEL_COLUMNS: tuple[str, ...] = ("video_id", "clip_id", "text", "label", "mode")
+#: The model parts extraction needs: inference's, minus MIAR.
+EXTRACT_PARTS: tuple[str, ...] = ("asr", "face", "text")
 
 
 @dataclass(frozen=True)
@@ -168,72 +148,32 @@ def media_path(dataset: Path, spec: ClipSpec) -> Path:
     return others[0] if others else mp4
 
 
-@dataclass
-class _Extractors:
-    """The models extraction needs (inference's, minus MIAR), loaded once per process."""
-
-    ffmpeg: Path
-    transcriber: Transcriber
-    text_encoder: TextEncoder
-    face: FaceExtractor
-
-    @classmethod
-    def load(cls, config: PipelineConfig) -> _Extractors:
-        if config.torch_threads > 0:
-            import torch
-
-            torch.set_num_threads(config.torch_threads)
-        with native_stderr_quiet():
-            face = FaceExtractor(config.face)
-        return cls(resolve_ffmpeg(), Transcriber(config.asr, config.cache_dir), TextEncoder(config.text), face)
-
-
-def _clip_arrays(path: Path, config: PipelineConfig, models: _Extractors, language: str) -> dict[str, np.ndarray]:
-    """Features of one clip as one utterance over all its recognised words.
+def _extract_clip(path: Path, spec: ClipSpec, target: Path, config: PipelineConfig, models: Models,
+                  language: str) -> None:
+    """Featurize one clip as one utterance over all its recognised words and write its file.
 
     Raises:
         NoAudioTrackError, MediaError: The file cannot give speech.
         ExtractionError: No word was recognised (nothing to encode).
+        OSError: The file cannot be written.
     """
-    media = probe(path, models.ffmpeg)
-    if not media.has_audio:
-        raise NoAudioTrackError(f"{path}: no audio track")
-    audio = decode_audio(path, models.ffmpeg, config.media.sample_rate_hz)
-    transcript = models.transcriber.transcribe(audio, None, language)
-    words = transcript.words
-    utterance = Utterance(0, words[0].start_s, words[-1].end_s, words) if words else None
-    encodable = encodable_words(utterance) if utterance is not None else ([], np.zeros((0, 2)))
-    if not encodable[0]:
+    features = featurize(path, config, models, segmentation="whole", language=language)
+    if features.status != "ok":
         raise ExtractionError(f"{path}: no speech recognised, nothing to encode")
-    voice = extract_voice(audio, SAMPLE_RATE_HZ, config.voice)
-    if media.has_video:
-        frames = iter_frames(media, models.ffmpeg, config.media.frame_fps, config.media.max_side_px)
-        face = models.face.extract(frames, None, rate_hz=config.media.frame_fps)
-    else:
-        face = empty_track("face", face_mod.COLUMNS, config.media.frame_fps)
-    tokens = models.text_encoder.encode_batch([encodable[0]])[0]
-    aligned = align_utterance(utterance, encodable[0], encodable[1], tokens, voice, face, config.align)
-    sample = to_sample_input(aligned)
-    arrays: dict[str, np.ndarray] = {"text": sample.text.astype(np.float32), "text_mask": sample.text_mask}
-    for name, width in (("audio", len(voice_mod.COLUMNS)), ("vision", len(face_mod.COLUMNS))):
-        values, mask = sample.modality(name)
-        arrays[name] = np.zeros((0, width), np.float32) if values is None else values.astype(np.float32)
-        arrays[f"{name}_mask"] = np.zeros(0, bool) if mask is None else mask.astype(bool)
-    arrays["asr_text"] = np.array(utterance.text)
-    return arrays
+    assert models.text_encoder is not None
+    widths = {"text": models.text_encoder.dim, "audio": len(voice_mod.COLUMNS), "vision": len(face_mod.COLUMNS)}
+    strings = {"video_id": spec.video_id, "clip_id": spec.clip_id, "asr_text": features.utterances[0].text,
+               "label_text": spec.text}
+    save_clip(target, features.samples[0], widths, label=spec.label, strings=strings)
 
 
-def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write atomically, so an existing file is always a complete one (resumability relies on it)."""
-    save_npz_atomic(path, arrays)
-
-
-_WORKER: tuple[_Extractors, PipelineConfig, str] | None = None
+#: The models, options and language of this process's extraction (set by ``_init_worker``).
+_WORKER: tuple[Models, PipelineConfig, str] | None = None
 
 
 def _init_worker(config: PipelineConfig, language: str) -> None:
     global _WORKER
-    _WORKER = (_Extractors.load(config), config, language)
+    _WORKER = (Models.load(config, parts=EXTRACT_PARTS), config, language)
 
 
 def _extract_one(job: tuple[ClipSpec, Path, Path]) -> tuple[str, str]:
@@ -244,27 +184,27 @@ def _extract_one(job: tuple[ClipSpec, Path, Path]) -> tuple[str, str]:
     try:
         if not media.exists():
             raise PipelineError(f"{media}: media file not found")
-        arrays = _clip_arrays(media, config, models, language)
-        arrays.update(label=np.float32(spec.label), video_id=np.array(spec.video_id),
-                      clip_id=np.array(spec.clip_id), label_text=np.array(spec.text))
-        _save_npz(target, arrays)
+        _extract_clip(media, spec, target, config, models, language)
     except (*USER_ERRORS, OSError, ValueError, RuntimeError) as e:  # the clip fails, the run goes on
         return spec.key, str(e).splitlines()[0] if str(e) else type(e).__name__
     return spec.key, ""
 
 
-def _run_jobs(jobs: list[tuple[ClipSpec, Path, Path]], config: PipelineConfig,
-              options: ExtractOptions) -> Iterator[tuple[str, str]]:
+def _run_jobs(jobs: list[tuple[ClipSpec, Path, Path]], config: PipelineConfig, options: ExtractOptions,
+              models: Models | None) -> Iterator[tuple[str, str]]:
+    if not jobs:
+        return
     if options.workers <= 1:
         global _WORKER
         saved = _WORKER
-        _init_worker(config, options.language)
+        own = models is None
+        _WORKER = (Models.load(config, parts=EXTRACT_PARTS) if models is None else models, config, options.language)
         try:
             for job in jobs:
                 yield _extract_one(job)
         finally:
-            assert _WORKER is not None
-            _WORKER[0].face.close()
+            if own:
+                _WORKER[0].close()
             _WORKER = saved
         return
     # spawn: the workers start clean (no forked native-library threads), each loads the models once
@@ -275,7 +215,7 @@ def _run_jobs(jobs: list[tuple[ClipSpec, Path, Path]], config: PipelineConfig,
 
 
 def extract_dataset(dataset: Path, out: Path, config: PipelineConfig | None = None,
-                    options: ExtractOptions = ExtractOptions()) -> ExtractSummary:
+                    options: ExtractOptions = ExtractOptions(), models: Models | None = None) -> ExtractSummary:
     """Extract every clip of an MMSA-layout dataset not extracted yet, then write the manifest.
 
     Args:
@@ -283,12 +223,15 @@ def extract_dataset(dataset: Path, out: Path, config: PipelineConfig | None = No
         out: Features folder (created; existing clip files are kept and skipped).
         config: Pipeline options (default ``PipelineConfig()``): the same as inference's.
         options: Workers and decoding language.
+        models: Models already loaded for ``config`` (at least ``EXTRACT_PARTS``), used
+            with one worker; None loads them (each worker process loads its own anyway).
 
     Returns:
         Counts and failures of this run.
 
     Raises:
-        PipelineError: label.csv is missing or malformed, or the same clip is listed twice.
+        PipelineError: label.csv is missing or malformed, the same clip is listed twice,
+            or the manifest cannot be written.
     """
     config = config or PipelineConfig()
     specs = read_label_csv(dataset)
@@ -301,7 +244,7 @@ def extract_dataset(dataset: Path, out: Path, config: PipelineConfig | None = No
     skipped = len(specs) - len(todo)
     log.info("%d clips in %s: %d to extract, %d already done", len(specs), dataset, len(todo), skipped)
     failures: list[tuple[str, str]] = []
-    for n, (key, error) in enumerate(_run_jobs(todo, config, options), 1):
+    for n, (key, error) in enumerate(_run_jobs(todo, config, options, models), 1):
         if error:
             failures.append((key, error))
             log.error("%s failed: %s", key, error)
@@ -321,7 +264,6 @@ def _write_manifest(dataset: Path, out: Path, specs: Sequence[ClipSpec], failure
                                          "file": str(target.relative_to(out))})
     split_of = {s.key: s.split for s in specs}
     manifest = {
-        "format": FEATURES_FORMAT,
         "dataset": str(dataset),
         "text_encoder": config.text.encoder,
         "text_extractor_version": TEXT_EXTRACTOR_VERSION,
@@ -335,10 +277,7 @@ def _write_manifest(dataset: Path, out: Path, specs: Sequence[ClipSpec], failure
         "samples": by_split,
         "failures": [{"clip": k, "split": split_of.get(k, ""), "reason": r} for k, r in failures],
     }
-    path = out / MANIFEST_FILE
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=".manifest.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
+    try:
+        return write_manifest(out, manifest)
+    except OSError as e:
+        raise PipelineError(f"{out}: cannot write the features manifest: {e.strerror or e}") from e

@@ -1,15 +1,16 @@
 """Scoring a batch on Ray: one actor per worker CPU, each loading the models once.
 
 ``pipeline.api.score_videos(..., engine="ray")`` hands its inputs here. Every actor
-holds its own ``Models`` and runs ``pipeline.api.score_one``, the very function the
+holds its own ``Models`` and runs ``pipeline.jobs.score_one``, the very function the
 local engine runs, so outcomes, files and failures are the same; only where it runs
-differs. Inputs are handed out one at a time to whichever actor is free, so a long
-video does not hold up a queue behind it.
+differs (this module never imports ``pipeline.api``). Inputs are handed out one at a
+time to whichever actor is free, so a long video does not hold up a queue behind it.
 
 Ray is optional (``pip install -r requirements-ray.txt``). Without an address a local
 Ray is started for the batch and stopped after it; with one (``ray start --head`` on
-a cluster) the batch joins it, and every node must see the same checkout, weights
-and input/output paths (a shared file system).
+a cluster) the batch joins it, and every node must have the project installed
+(``pip install -e .``) and see the same weights and input/output paths (a shared file
+system).
 """
 
 from __future__ import annotations
@@ -18,10 +19,15 @@ import logging
 import os
 from collections.abc import Callable
 from glob import escape as glob_escape
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pipeline.config import REPO_ROOT, PipelineConfig
 from pipeline.errors import USER_ERRORS, PipelineError
+from pipeline.inputs import BatchItem, WriteOptions
+from pipeline.jobs import VideoOutcome, score_one
+from storage.files import TEMP_SUFFIX
+
+if TYPE_CHECKING:
+    from pipeline.config import PipelineConfig
 
 __all__ = ["score_on_ray", "ray_worker_count"]
 
@@ -55,14 +61,12 @@ class _Scorer:
         self.models = None
 
     def load(self) -> None:
-        from pipeline.run import Models
+        from pipeline.models import Models
 
         self.models = Models.load(self.config)
 
-    def score(self, index: int, video: Path, options: dict) -> tuple[int, object]:
-        from pipeline.api import score_one
-
-        return index, score_one(video, self.config, self.models, **options)
+    def score(self, index: int, item: BatchItem, options: WriteOptions) -> tuple[int, VideoOutcome]:
+        return index, score_one(item, self.config, self.models, options)
 
     def close(self) -> None:
         if self.models is not None:
@@ -80,14 +84,14 @@ def _get(ray: object, refs: object) -> object:
         raise e.as_instanceof_cause() from None  # a bug: keeps the remote traceback
 
 
-def score_on_ray(jobs: list[tuple[int, Path]], config: PipelineConfig, options: dict,
-                 finish: Callable[[int, object], None], *, address: str | None = None) -> None:
-    """Score ``jobs`` ((input index, path) pairs) on Ray, calling ``finish`` as each completes.
+def score_on_ray(jobs: list[tuple[int, BatchItem]], config: PipelineConfig, options: WriteOptions,
+                 finish: Callable[[int, VideoOutcome], None], *, address: str | None = None) -> None:
+    """Score ``jobs`` ((input index, item) pairs) on Ray, calling ``finish`` as each completes.
 
     Args:
         jobs: Inputs to score, with their position in the batch.
         config: Stage options (sent to every actor).
-        options: ``out_dir``, ``fmt``, ``report`` for ``pipeline.api.score_one``.
+        options: What to write for each input (sent with each input).
         finish: Receives (index, VideoOutcome) in completion order.
         address: Ray cluster address; None starts a local Ray with one CPU per core.
 
@@ -98,9 +102,9 @@ def score_on_ray(jobs: list[tuple[int, Path]], config: PipelineConfig, options: 
     ray = _import_ray()
     started_here = not ray.is_initialized()
     if started_here:
-        # workers import this checkout, and must stay offline like the driver
-        env = {"PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
-        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "MIAR_CACHE", "MIAR_SHARED"):
+        # workers stay offline like the driver, and find the same locations (storage.locations)
+        env: dict[str, str] = {}
+        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "MIAR_CACHE", "MIAR_SHARED", "XDG_CACHE_HOME"):
             if name in os.environ:
                 env[name] = os.environ[name]
         # Ray gives a 1-CPU actor OMP_NUM_THREADS=1; CTranslate2 takes its thread count from it, and
@@ -129,8 +133,8 @@ def score_on_ray(jobs: list[tuple[int, Path]], config: PipelineConfig, options: 
         pending = list(jobs)
 
         def submit(actor: object) -> None:
-            index, video = pending.pop(0)
-            running[actor.score.remote(index, video, options)] = (actor, video)  # type: ignore[attr-defined]
+            index, item = pending.pop(0)
+            running[actor.score.remote(index, item, options)] = (actor, item)  # type: ignore[attr-defined]
 
         for actor in actors[: len(pending)]:
             submit(actor)
@@ -146,19 +150,25 @@ def score_on_ray(jobs: list[tuple[int, Path]], config: PipelineConfig, options: 
             ray.kill(actor)
         if started_here:
             ray.shutdown()
-        _remove_partial_files([video for _, video in running.values()] if actors else [], options)
+        _remove_partial_files([item for _, item in running.values()] if actors else [], options)
 
 
-def _remove_partial_files(videos: list[Path], options: dict) -> None:
+def _remove_partial_files(items: list[BatchItem], options: WriteOptions) -> None:
     """Delete the temporary files of inputs whose worker was killed mid-write (Ctrl-C, a failed batch).
 
-    Locally an interrupted ``write_atomic`` cleans up after itself; a killed process cannot.
+    Locally an interrupted ``storage.files`` write cleans up after itself; a killed process cannot.
     """
-    out_dir = options.get("out_dir")
-    if out_dir is None:
-        return
-    for video in videos:
-        for suffix in (options.get("fmt", "csv"), "png", "html"):
-            for part in Path(out_dir).glob(f".{glob_escape(video.stem)}.{suffix}.*.part"):
+    for item in items:
+        if item.output is None:
+            continue
+        targets = [item.output]
+        if options.report:
+            from pipeline.report import report_paths
+
+            targets += report_paths(item.output.parent, item.path.stem)
+        for target in targets:
+            # storage.files.atomic_path names its temporary file .<name[:200]>.<random>.part<suffix>
+            pattern = f".{glob_escape(target.name[:200])}.*{TEMP_SUFFIX}{target.suffix}"
+            for part in target.parent.glob(pattern):
                 part.unlink(missing_ok=True)
                 log.debug("removed partial %s", part)

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from extractors.records import Media, TokenFeatures, Word
+from extractors.records import Media, TokenFeatures, Transcript, Word
 
-__all__ = ["Utterance", "AlignedUtterance", "Signals", "UtteranceScore", "VideoResult"]
+if TYPE_CHECKING:  # model.batch imports torch; these records are read by light modules too
+    from model.batch import SampleInput
+
+__all__ = ["Utterance", "AlignedUtterance", "VideoFeatures", "Signals", "UtteranceScore", "VideoResult"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,49 @@ class AlignedUtterance:
             if len(getattr(self, name)) != n:
                 raise ValueError(f"AlignedUtterance {self.utterance.index}: {name} has "
                                  f"{len(getattr(self, name))} rows for {n} words")
+
+
+@dataclass(frozen=True)
+class VideoFeatures:
+    """What the stage sequence (``pipeline.features.featurize``) made of one file: the model's inputs.
+
+    Scoring and dataset extraction both read this record, so a clip is fed to the model
+    exactly as it is stored for training.
+
+    Attributes:
+        media: What the probe found.
+        status: "ok", or "no_speech" when no word could be encoded (then ``utterances``,
+            ``aligned`` and ``samples`` are empty and voice, face and text did not run).
+        duration_s: Seconds of media: the longer of the decoded audio and the container's
+            duration (the total of progress reports).
+        language: Language identified (or fixed by the caller).
+        language_probability: Its probability (1.0 when fixed by the caller).
+        transcript: The recogniser's words.
+        utterances: The utterances scored, in time order; each has encodable words.
+        aligned: Per utterance, every modality brought to its words.
+        samples: Per utterance, the model input (``model.batch.SampleInput``).
+        face_coverage: Share of sampled frames with a face over the whole file (0.0 for no_speech).
+        stage_seconds: Wall seconds per stage (decode, asr, voice, face, face_wait, text, align).
+        warnings: Human-readable notes (no speech, no video track, low face coverage).
+    """
+
+    media: Media
+    status: str
+    duration_s: float
+    language: str
+    language_probability: float
+    transcript: Transcript
+    utterances: tuple[Utterance, ...]
+    aligned: tuple[AlignedUtterance, ...]
+    samples: tuple[SampleInput, ...]
+    face_coverage: float
+    stage_seconds: Mapping[str, float] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def asr_model(self) -> str:
+        """The Whisper model that made the transcript."""
+        return self.transcript.model_name
 
 
 @dataclass(frozen=True)

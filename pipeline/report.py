@@ -7,9 +7,10 @@ the utterance table, a per-modality signals summary and what made the scores. Th
 page loads nothing from anywhere (no scripts, no external URLs), so it can be mailed
 or archived on its own. Both files are written atomically.
 
-A report is drawn from ``ReportData``, built either from a fresh ``VideoResult``
-(``run --report``) or from a CSV/JSONL already written (``report OUT_DIR``), so the two
-routes draw the same thing.
+A report is drawn from ``ReportData``, whose rows are the very ``UtteranceRow`` records
+the CSV/JSONL writers write, built either from a fresh ``VideoResult`` (``run --report``)
+or parsed back from a CSV/JSONL already written (``report OUT_DIR``), so the two routes
+draw the same thing. Light at import: matplotlib is imported when a plot is drawn.
 """
 
 from __future__ import annotations
@@ -24,20 +25,19 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from extractors.errors import ExtractionError
-from pipeline.config import OutputOptions
+from model.schema import MODALITIES, NEUTRAL_BAND, SCORE_MAX, polarity_of
 from pipeline.errors import PipelineError
-from pipeline.output import (
-    UTTERANCE_COLUMNS,
-    polarity_of,
-    write_atomic,
-    write_atomic_bytes,
-)
-from pipeline.records import VideoResult
+from pipeline.output import UTTERANCE_COLUMNS, SummaryRow, UtteranceRow, open_output
 
-__all__ = ["ReportRow", "ReportData", "report_data_from_result", "report_data_from_rows", "render_png",
-           "render_html", "write_report", "rebuild_reports", "POLARITY_COLOURS"]
+if TYPE_CHECKING:
+    from pipeline.config import OutputOptions
+    from pipeline.records import VideoResult
+
+__all__ = ["ReportData", "report_data_from_result", "report_data_from_rows", "render_png", "render_html",
+           "report_paths", "write_report", "rebuild_reports", "POLARITY_COLOURS"]
 
 log = logging.getLogger(__name__)
 
@@ -47,44 +47,7 @@ POLARITY_COLOURS: Mapping[str, str] = {"positive": "#1b7837", "neutral": "#8c8c8
 MAX_TEXT_LINES_IN_PNG = 40
 #: Characters per wrapped line of utterance text under the plot.
 TEXT_WRAP_CHARS = 120
-_SCORE_LIMIT = 3.0
-
-
-@dataclass(frozen=True)
-class ReportRow:
-    """One utterance as the report shows it (the CSV's columns, typed).
-
-    Attributes:
-        index: Utterance number as in the CSV (0-based).
-        start_s: Start, seconds.
-        end_s: End, seconds.
-        text: The words.
-        sentiment: Score in [-3, 3].
-        polarity: "negative", "neutral" or "positive".
-        n_words: Words in the utterance.
-        face_coverage: Share of sampled frames with the face (None when not recorded).
-        asr_word_prob: Mean recogniser word probability.
-        voiced_share: Share of voiced 10 ms frames.
-        f0_mean_hz: Mean pitch of voiced frames.
-        loudness_db: Mean frame energy, dB.
-        smile: Mean smile blendshape (0..1).
-        brow_down: Mean brow-down blendshape (0..1).
-    """
-
-    index: int
-    start_s: float
-    end_s: float
-    text: str
-    sentiment: float
-    polarity: str
-    n_words: int
-    face_coverage: float | None
-    asr_word_prob: float | None
-    voiced_share: float | None
-    f0_mean_hz: float | None
-    loudness_db: float | None
-    smile: float | None
-    brow_down: float | None
+_SCORE_LIMIT = SCORE_MAX
 
 
 @dataclass(frozen=True)
@@ -94,7 +57,7 @@ class ReportData:
     Attributes:
         stem: File stem of the outputs (``<stem>.png``, ``<stem>.html``).
         video: The input's name.
-        rows: The utterances, in time order.
+        rows: The utterances, in time order, as written to the CSV/JSONL.
         duration_s: Media duration (None when unknown; the plot then ends at the last utterance).
         metadata: (label, value) pairs shown in the "Video" table, in order.
         face_coverage: Face coverage over the whole file (None when unknown).
@@ -104,24 +67,18 @@ class ReportData:
 
     stem: str
     video: str
-    rows: tuple[ReportRow, ...]
+    rows: tuple[UtteranceRow, ...]
     duration_s: float | None
     metadata: tuple[tuple[str, str], ...]
     face_coverage: float | None = None
     warnings: tuple[str, ...] = ()
-    neutral_band: float = 0.5
+    neutral_band: float = NEUTRAL_BAND
 
 
 def report_data_from_result(result: VideoResult, options: OutputOptions) -> ReportData:
     """Report content of a fresh result, with its full metadata."""
     media = result.media
-    rows = tuple(
-        ReportRow(u.utterance.index, u.utterance.start_s, u.utterance.end_s, u.utterance.text, u.sentiment,
-                  u.polarity, u.signals.n_words, u.signals.face_coverage, u.signals.asr_word_prob,
-                  u.signals.voiced_share, u.signals.f0_mean_hz, u.signals.loudness_db, u.signals.smile,
-                  u.signals.brow_down)
-        for u in result.utterances
-    )
+    rows = tuple(UtteranceRow.of(result, u, options) for u in result.utterances)
     mean = result.mean_sentiment
     metadata = [
         ("file", str(media.path)),
@@ -136,22 +93,16 @@ def report_data_from_result(result: VideoResult, options: OutputOptions) -> Repo
         ("modalities used", ", ".join(result.modalities_used)),
         ("utterances", str(len(rows))),
         ("mean sentiment",
-         "n/a" if mean is None else f"{mean:+.{options.float_digits}f} ({polarity_of(mean, options)})"),
+         "n/a" if mean is None else f"{mean:+.{options.float_digits}f} ({polarity_of(mean, options.neutral_band)})"),
         ("processing time", f"{sum(result.stage_seconds.values()):.1f} s"),
     ]
     return ReportData(media.path.stem, media.path.name, rows, media.duration_s or None, tuple(metadata),
                       result.face_coverage, tuple(result.warnings), options.neutral_band)
 
 
-def _float(value: object) -> float | None:
-    if value is None or value == "":
-        return None
-    return float(value)  # type: ignore[arg-type]
-
-
 def report_data_from_rows(stem: str, rows: Sequence[Mapping[str, object]],
                           metadata: Sequence[tuple[str, str]] = (), duration_s: float | None = None,
-                          face_coverage: float | None = None, neutral_band: float = 0.5) -> ReportData:
+                          face_coverage: float | None = None, neutral_band: float = NEUTRAL_BAND) -> ReportData:
     """Report content from rows read back from ``<stem>.csv`` or ``<stem>.jsonl``.
 
     Raises:
@@ -160,15 +111,10 @@ def report_data_from_rows(stem: str, rows: Sequence[Mapping[str, object]],
     parsed = []
     for n, row in enumerate(rows):
         try:
-            parsed.append(ReportRow(
-                int(row["utterance"]), float(row["start_s"]), float(row["end_s"]), str(row["text"]),  # type: ignore[arg-type]
-                float(row["sentiment"]), str(row["polarity"]), int(row["n_words"]),  # type: ignore[arg-type]
-                _float(row["face_coverage"]), _float(row["asr_word_prob"]), _float(row["voiced_share"]),
-                _float(row["f0_mean_hz"]), _float(row["loudness_db"]), _float(row["smile"]), _float(row["brow_down"]),
-            ))
+            parsed.append(UtteranceRow.parse(row))
         except (KeyError, TypeError, ValueError) as e:
             raise PipelineError(f"{stem}: row {n + 1} is not a pipeline output row ({e!r})") from e
-    video = str(rows[0]["video"]) if rows else stem
+    video = parsed[0].video if parsed else stem
     return ReportData(stem, video, tuple(parsed), duration_s, tuple(metadata), face_coverage,
                       neutral_band=neutral_band)
 
@@ -192,7 +138,7 @@ def render_png(data: ReportData) -> bytes:
     lines: list[tuple[str, str]] = [(f"{'#':>3}  {'start-end (s)':<15} {'score':>5}  text", "#444444")]
     for r in shown:
         span = f"{r.start_s:.1f}-{r.end_s:.1f}"
-        wrapped = textwrap.wrap(f"{r.index:>3}  {span:<15} {r.sentiment:+.2f}  {r.text}",
+        wrapped = textwrap.wrap(f"{r.utterance:>3}  {span:<15} {r.sentiment:+.2f}  {r.text}",
                                 TEXT_WRAP_CHARS, subsequent_indent=" " * 28) or [""]
         lines.extend((w, POLARITY_COLOURS.get(r.polarity, "black")) for w in wrapped)
     if len(data.rows) > len(shown):
@@ -221,7 +167,7 @@ def render_png(data: ReportData) -> bytes:
             label_y, va, ink = height - (0.1 if up else -0.1), "top" if up else "bottom", "white"
         else:
             label_y, va, ink = height + (0.1 if up else -0.1), "bottom" if up else "top", "#222222"
-        ax.text(r.start_s + width / 2, label_y, str(r.index), ha="center", va=va, fontsize=8, color=ink,
+        ax.text(r.start_s + width / 2, label_y, str(r.utterance), ha="center", va=va, fontsize=8, color=ink,
                 parse_math=False, zorder=3)
     ax.set_xlim(0.0, end_s)
     ax.set_ylim(-_SCORE_LIMIT, _SCORE_LIMIT)
@@ -261,16 +207,17 @@ def _signals_rows(data: ReportData) -> list[tuple[str, str, str]]:
         return "n/a" if value is None else f"{value:.{digits}f}{unit}"
 
     speech_s = sum(max(r.end_s - r.start_s, 0.0) for r in data.rows)
+    text, audio, vision = MODALITIES
     return [
-        ("text", "utterances / words", f"{len(data.rows)} / {sum(r.n_words for r in data.rows)}"),
-        ("text", "speech covered by utterances", num(speech_s, " s")),
-        ("text", "mean ASR word probability", num(_weighted_mean(data, "asr_word_prob"), "", 2)),
-        ("voice", "voiced share (mean over utterances)", pct(_weighted_mean(data, "voiced_share"))),
-        ("voice", "mean pitch", num(_weighted_mean(data, "f0_mean_hz"), " Hz")),
-        ("voice", "mean loudness", num(_weighted_mean(data, "loudness_db"), " dB")),
-        ("face", "face coverage (whole file)", pct(data.face_coverage)),
-        ("face", "face coverage (mean over utterances)", pct(_weighted_mean(data, "face_coverage"))),
-        ("face", "smile / brow down (mean)",
+        (text, "utterances / words", f"{len(data.rows)} / {sum(r.n_words for r in data.rows)}"),
+        (text, "speech covered by utterances", num(speech_s, " s")),
+        (text, "mean ASR word probability", num(_weighted_mean(data, "asr_word_prob"), "", 2)),
+        (audio, "voiced share (mean over utterances)", pct(_weighted_mean(data, "voiced_share"))),
+        (audio, "mean pitch", num(_weighted_mean(data, "f0_mean_hz"), " Hz")),
+        (audio, "mean loudness", num(_weighted_mean(data, "loudness_db"), " dB")),
+        (vision, "face coverage (whole file)", pct(data.face_coverage)),
+        (vision, "face coverage (mean over utterances)", pct(_weighted_mean(data, "face_coverage"))),
+        (vision, "smile / brow down (mean)",
          num(_weighted_mean(data, "smile"), "", 2) + " / " + num(_weighted_mean(data, "brow_down"), "", 2)),
     ]
 
@@ -304,7 +251,7 @@ def render_html(data: ReportData, png: bytes) -> str:
     for r in data.rows:
         pol = r.polarity if r.polarity in POLARITY_COLOURS else ""
         body.append(
-            f'<tr class="utt"><td class="num">{r.index}</td><td class="num">{r.start_s:.2f}</td>'
+            f'<tr class="utt"><td class="num">{r.utterance}</td><td class="num">{r.start_s:.2f}</td>'
             f'<td class="num">{r.end_s:.2f}</td><td class="text">{e(r.text)}</td>'
             f'<td class="num {pol}">{r.sentiment:+.3f}</td><td class="{pol}">{e(r.polarity)}</td>'
             f'<td class="num">{e(_fmt(r.face_coverage, 2))}</td><td class="num">{e(_fmt(r.voiced_share, 2))}</td>'
@@ -335,11 +282,18 @@ Numbers on the bars are the utterance numbers of the table.</p>
 """
 
 
+def report_paths(out_dir: Path, stem: str) -> tuple[Path, Path]:
+    """The report's files for ``stem``: ``<out_dir>/<stem>.png`` and ``<out_dir>/<stem>.html``."""
+    return out_dir / f"{stem}.png", out_dir / f"{stem}.html"
+
+
 def _write(data: ReportData, out_dir: Path) -> Path:
     png = render_png(data)
-    write_atomic_bytes(out_dir / f"{data.stem}.png", png)
-    html_path = out_dir / f"{data.stem}.html"
-    write_atomic(html_path, render_html(data, png))
+    png_path, html_path = report_paths(out_dir, data.stem)
+    with open_output(png_path, "wb") as f:
+        f.write(png)
+    with open_output(html_path) as f:
+        f.write(render_html(data, png))
     return html_path
 
 
@@ -366,22 +320,28 @@ def _read_rows(path: Path) -> list[dict[str, object]]:
         raise PipelineError(f"{path}: cannot read: {e}") from e
 
 
-def _summary_by_stem(folder: Path) -> dict[str, dict[str, str]]:
+def _summary_by_stem(folder: Path) -> dict[str, SummaryRow]:
+    """The rows of ``folder/summary.csv`` by input stem; none when it is missing or unreadable."""
     path = folder / "summary.csv"
     if not path.is_file():
         return {}
-    with open(path, encoding="utf-8", newline="") as f:
-        return {Path(r.get("video") or "").stem: r for r in csv.DictReader(f)}
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            rows = [SummaryRow.parse(r) for r in csv.DictReader(f)]
+    except (OSError, UnicodeDecodeError, KeyError, TypeError, ValueError) as e:
+        # metadata is a nicety; the reports stand without it
+        log.warning("%s: not a summary of the pipeline, reports without its metadata (%r)", path, e)
+        return {}
+    return {Path(r.video).stem: r for r in rows}
 
 
-def _metadata_from_summary(row: Mapping[str, str] | None, n_rows: int) -> tuple[list[tuple[str, str]], float | None]:
+def _metadata_from_summary(row: SummaryRow | None, n_rows: int) -> tuple[list[tuple[str, str]], float | None]:
     """Metadata a CSV alone cannot tell: from summary.csv, and from the video itself when it is still there."""
     meta: list[tuple[str, str]] = []
-    duration = _float(row.get("duration_s")) if row else None
+    duration = row.duration_s if row else None
     if row:
-        meta += [("file", row.get("video", "")), ("status", row.get("status", "")),
-                 ("language", row.get("language") or "n/a")]
-        video = Path(row.get("video", ""))
+        meta += [("file", row.video), ("status", row.status), ("language", row.language or "n/a")]
+        video = Path(row.video)
         if video.is_file():
             try:
                 from extractors.assets import resolve_ffmpeg
@@ -398,8 +358,12 @@ def _metadata_from_summary(row: Mapping[str, str] | None, n_rows: int) -> tuple[
     return meta, duration
 
 
-def rebuild_reports(folder: Path, options: OutputOptions) -> list[Path]:
+def rebuild_reports(folder: Path, options: OutputOptions | None = None) -> list[Path]:
     """Write ``<stem>.png``/``<stem>.html`` for every per-video CSV (or JSONL) in ``folder``.
+
+    Args:
+        folder: An output folder of ``python -m pipeline run``.
+        options: Output options (default ``PipelineConfig().output``); the neutral band shades the plot.
 
     Returns:
         The HTML files written, sorted.
@@ -413,13 +377,17 @@ def rebuild_reports(folder: Path, options: OutputOptions) -> list[Path]:
     outputs.update({p.stem: p for p in sorted(folder.glob("*.csv")) if p.name != "summary.csv"})
     if not outputs:
         raise PipelineError(f"{folder}: holds no <stem>.csv or <stem>.jsonl written by 'python -m pipeline run'")
+    if options is None:
+        from pipeline.config import PipelineConfig
+
+        options = PipelineConfig().output
     summary = _summary_by_stem(folder)
     written = []
     for stem, path in sorted(outputs.items()):
         rows = _read_rows(path)
-        meta, duration = _metadata_from_summary(summary.get(stem), len(rows))
-        row = summary.get(stem) or {}
-        data = report_data_from_rows(stem, rows, meta, duration, _float(row.get("face_coverage")),
+        row = summary.get(stem)
+        meta, duration = _metadata_from_summary(row, len(rows))
+        data = report_data_from_rows(stem, rows, meta, duration, row.face_coverage if row else None,
                                      options.neutral_band)
         written.append(_write(data, folder))
     return written

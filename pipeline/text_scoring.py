@@ -13,46 +13,62 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from extractors import face as face_mod
-from extractors import voice as voice_mod
-from extractors.text import TextEncoder, normalise_text
-from model.checkpoint import LoadedMiar, load_checkpoint
-from model.data import SampleInput
+from extractors.text import normalise_text
+from model.batch import SampleInput
 from pipeline.config import PipelineConfig
+from pipeline.models import Models
 
 __all__ = ["TextScorer", "score_texts"]
+
+#: The model parts the text path needs.
+TEXT_PARTS: tuple[str, ...] = ("text", "miar")
 
 
 @dataclass
 class TextScorer:
-    """The text encoder and MIAR weights, loaded once (holds models only)."""
+    """Scores texts with loaded models (holds models only).
 
-    encoder: TextEncoder
-    miar: LoadedMiar
+    Attributes:
+        models: Models with at least the parts "text" and "miar" (a full ``Models`` does too).
+    """
+
+    models: Models
 
     @classmethod
     def load(cls, config: PipelineConfig) -> TextScorer:
-        miar = load_checkpoint(
-            config.weights_dir,
-            expected_encoder=config.text.encoder,
-            expected_audio_columns=voice_mod.COLUMNS,
-            expected_vision_columns=face_mod.COLUMNS,
-        )
-        return cls(TextEncoder(config.text), miar)
+        """Load the text encoder and the MIAR weights named by ``config``.
+
+        Raises:
+            ModelNotFoundError: The encoder is not installed.
+            CheckpointError: The weights are missing, corrupt, or made for another encoder.
+        """
+        return cls(Models.load(config, parts=TEXT_PARTS))
 
     def score(self, texts: Sequence[str]) -> np.ndarray:
-        """Scores in [-3, 3], one per text.
+        """Scores in [-3, 3], one per text: (N,) float32.
 
         Raises:
             ValueError: A text has no words after normalisation (nothing to score).
         """
+        encoder, miar = self.models.text_encoder, self.models.miar
+        if encoder is None or miar is None:
+            raise ValueError(f"TextScorer: Models loaded without {list(TEXT_PARTS)}")
         word_lists = [normalise_text(t).split() for t in texts]
         empty = [i for i, words in enumerate(word_lists) if not words]
         if empty:
             raise ValueError(f"text {empty[0]} has no words to score: {texts[empty[0]]!r}")
-        tokens = self.encoder.encode_batch(word_lists)
+        tokens = encoder.encode_batch(word_lists)
         samples = [SampleInput(text=t.values, text_mask=np.ones(len(t.tokens), dtype=bool)) for t in tokens]
-        return self.miar.predict(samples)
+        return miar.predict(samples)
+
+    def close(self) -> None:
+        self.models.close()
+
+    def __enter__(self) -> TextScorer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def score_texts(texts: Sequence[str], config: PipelineConfig | None = None) -> list[float]:
@@ -66,5 +82,5 @@ def score_texts(texts: Sequence[str], config: PipelineConfig | None = None) -> l
     """
     if not texts:
         return []
-    scorer = TextScorer.load(config or PipelineConfig())
-    return [float(s) for s in scorer.score(texts)]
+    with TextScorer.load(config or PipelineConfig()) as scorer:
+        return [float(s) for s in scorer.score(texts)]

@@ -89,3 +89,22 @@ def test_align_rejects_mismatched_rows():
     empty = track(np.zeros(0), np.zeros((0, 1)))
     with pytest.raises(ValueError):
         align_utterance(utt, ["a", "b"], np.array([[0, 1]]), tokens, empty, empty, AlignOptions())
+
+
+def test_sample_input_spreads_words_onto_tokens_and_drops_an_absent_modality():
+    from pipeline.features import to_sample_input
+
+    words = [Word("good", 0.5, 0.9), Word("film", 1.0, 1.2)]
+    utt = Utterance(0, 0.5, 1.2, tuple(words))
+    voice = track(np.arange(0, 0.95, 0.01), np.arange(95, dtype=np.float32), name="voice")  # ends before "film"
+    no_face = track(np.zeros(0), np.zeros((0, 5)), name="face")
+    values = np.arange(32, dtype=np.float32).reshape(4, 8)
+    tokens = TokenFeatures(("[CLS]", "good", "film", "[SEP]"), np.array([-1, 0, 1, -1]), values, "x")
+    a = align_utterance(utt, ["good", "film"], np.array([[0.5, 0.9], [1.0, 1.2]]), tokens, voice, no_face,
+                        AlignOptions(audio_max_gap_s=0.05))
+    sample = to_sample_input(a)
+    np.testing.assert_array_equal(sample.text, values)
+    assert sample.text_mask.tolist() == [True] * 4
+    assert sample.audio_mask.tolist() == [False, True, False, False]  # specials and the unheard word masked
+    assert sample.audio[1, 0] == pytest.approx(np.mean(np.arange(50, 91))) and not sample.audio[[0, 2, 3]].any()
+    assert sample.vision is None and sample.vision_mask is None  # no face anywhere: missing, not zeros

@@ -1,33 +1,102 @@
-"""The batch API: typed outcomes in input order, files per format, skip, failures, errors."""
+"""The batch API: the plan (inputs expanded once), typed outcomes in input order, files per format, skip,
+failures, errors."""
 
 from __future__ import annotations
 
 import csv
 import json
+import pickle
+import subprocess
 import sys
 import time
+import types
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from pipeline import BatchInterrupted, VideoOutcome, score_videos
+from pipeline import BatchInterrupted, BatchPlan, VideoOutcome, WriteOptions, score_videos
 from pipeline.errors import PipelineError
+from pipeline.inputs import BatchItem
+from pipeline.models import Models
 from pipeline.output import UTTERANCE_COLUMNS
 
-pytestmark = pytest.mark.slow
+
+@pytest.fixture
+def no_model_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if anything tries to load models."""
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("models were loaded")
+
+    monkeypatch.setattr(Models, "load", refuse)
+
+
+def test_plan_expands_inputs_once_and_names_each_output(tmp_path: Path):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for name in ("b.mp4", "a.wav", "notes.txt", "c.MKV"):
+        (folder / name).write_bytes(b"")
+    single = tmp_path / "talk.mov"
+    single.write_bytes(b"")
+    plan = BatchPlan.build([single, folder], WriteOptions(tmp_path / "out", "jsonl", report=True))
+    out = tmp_path / "out"
+    assert plan.items == (
+        BatchItem(single, out / "talk.jsonl"), BatchItem(folder / "a.wav", out / "a.jsonl"),
+        BatchItem(folder / "b.mp4", out / "b.jsonl"), BatchItem(folder / "c.MKV", out / "c.jsonl"),
+    )
+    assert plan.is_batch and not BatchPlan.build([single]).is_batch and BatchPlan.build([folder / "a.wav"]).items == (
+        BatchItem(folder / "a.wav", None),)  # nothing is written without an output folder
+    assert BatchPlan.build([folder / "a.wav"], WriteOptions(tmp_path)).items[0].output == tmp_path / "a.csv"
+    assert pickle.loads(pickle.dumps(plan)) == plan  # what the Ray engine sends its workers
+    with pytest.raises(PipelineError, match="no such file or folder"):
+        BatchPlan.build([single, tmp_path / "gone.mp4"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PipelineError, match="folder holds no media file"):
+        BatchPlan.build([tmp_path / "empty"])
+    with pytest.raises(PipelineError, match="unknown format 'xml'"):
+        WriteOptions(tmp_path, "xml")
+    with pytest.raises(PipelineError, match="out_dir"):
+        WriteOptions(report=True)
+
+
+def test_skipping_everything_loads_no_model(tmp_path: Path, no_model_loads: None):
+    inputs = [tmp_path / "a.mp4", tmp_path / "b.mp4"]
+    for path in inputs:
+        path.write_bytes(b"")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.csv").write_text("done\n")
+    (out / "b.csv").write_text("done\n")
+    plan = BatchPlan.build(inputs, WriteOptions(out))
+    outcomes = score_videos(plan, skip_existing=True)
+    assert outcomes == [VideoOutcome(p, "skipped", output=out / f"{p.stem}.csv") for p in inputs]
+    assert [o.summary_row().csv for o in outcomes] == [str(out / "a.csv"), str(out / "b.csv")]
+    with pytest.raises(PipelineError, match="BatchPlan carries"):
+        score_videos(plan, out_dir=out)
+
+
+def test_the_engines_share_a_job_module_and_ray_never_imports_the_api(repo_root: Path):
+    probe = ("import sys, pipeline.ray_engine, pipeline.jobs; "
+             "print(sorted(m for m in ('pipeline.api', 'pipeline.cli', 'torch', 'numpy') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=repo_root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"
 
 
 @pytest.fixture(scope="module")
-def batch(tmp_path_factory: pytest.TempPathFactory, example_clip: Path) -> tuple[Path, list[VideoOutcome], list]:
+def batch(tmp_path_factory: pytest.TempPathFactory, example_clip: Path,
+          loaded_models: Models) -> tuple[Path, list[VideoOutcome], list]:
     folder = tmp_path_factory.mktemp("api")
     bad = folder / "notes.mp4"
     bad.write_text("this is not a video\n")
     out = folder / "out"
     seen: list[VideoOutcome] = []
-    outcomes = score_videos([example_clip, bad], out_dir=out, fmt="jsonl", on_outcome=seen.append)
+    outcomes = score_videos([example_clip, bad], out_dir=out, fmt="jsonl", models=loaded_models,
+                           on_outcome=seen.append)
     return out, outcomes, seen
 
 
+@pytest.mark.slow
 def test_outcomes_are_typed_and_in_input_order(batch, example_clip: Path):
     out, outcomes, seen = batch
     assert [o.path.name for o in outcomes] == ["example.mp4", "notes.mp4"]
@@ -40,6 +109,7 @@ def test_outcomes_are_typed_and_in_input_order(batch, example_clip: Path):
     assert failed.summary_row().status == "failed" and failed.summary_row().error == failed.error
 
 
+@pytest.mark.slow
 def test_jsonl_has_the_csv_fields_and_matches_the_expected_csv(batch, repo_root: Path):
     out, outcomes, _ = batch
     assert sorted(p.name for p in out.iterdir()) == ["example.jsonl"]  # nothing for the failed input, no temp files
@@ -56,11 +126,12 @@ def test_jsonl_has_the_csv_fields_and_matches_the_expected_csv(batch, repo_root:
     assert [line["sentiment"] for line in lines] == [round(s, 3) for s in scores]
 
 
-def test_without_out_dir_nothing_is_written_and_skip_needs_no_models(batch, example_clip: Path, tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch):
+@pytest.mark.slow
+def test_without_out_dir_nothing_is_written_and_skip_needs_no_models(
+        batch, example_clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loaded_models: Models):
     out, outcomes, _ = batch
     monkeypatch.chdir(tmp_path)
-    again = score_videos([example_clip])
+    again = score_videos([example_clip], models=loaded_models)
     assert again[0].output is None and list(tmp_path.iterdir()) == []
     assert [u.sentiment for u in again[0].result.utterances] == [u.sentiment for u in outcomes[0].result.utterances]
 
@@ -77,17 +148,140 @@ def test_bad_requests_raise_before_work(example_clip: Path, tmp_path: Path, monk
         score_videos([example_clip], out_dir=tmp_path, fmt="xml")
     with pytest.raises(PipelineError, match="no such file"):
         score_videos([tmp_path / "missing.mp4"])
+    with pytest.raises(PipelineError, match="engine"):
+        score_videos([example_clip], engine="gpu")
+    with pytest.raises(PipelineError, match="skip_existing needs an output folder"):
+        score_videos([example_clip], skip_existing=True)
+    with pytest.raises(PipelineError, match="local engine"):
+        score_videos([example_clip], engine="ray", models=object())  # type: ignore[arg-type]
+    with pytest.raises(PipelineError, match="not writable"):
+        score_videos([example_clip], out_dir=example_clip / "out")
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(PipelineError, match="requirements-ray.txt"):
         score_videos([example_clip], out_dir=tmp_path, engine="ray")
 
 
-def test_ctrl_c_carries_finished_outcomes(example_clip: Path, tmp_path: Path):
+@pytest.mark.slow
+def test_ctrl_c_carries_finished_outcomes(example_clip: Path, tmp_path: Path, loaded_models: Models):
     def interrupt_after_first(outcome: VideoOutcome) -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(BatchInterrupted) as caught:
-        score_videos([example_clip, example_clip], out_dir=tmp_path, on_outcome=interrupt_after_first)
+        score_videos([example_clip, example_clip], out_dir=tmp_path, models=loaded_models,
+                     on_outcome=interrupt_after_first)
     assert [o.status for o in caught.value.outcomes] == ["ok"] and caught.value.total == 2
     assert isinstance(caught.value, KeyboardInterrupt)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["example.csv"]
+
+
+class _StandInRay(types.ModuleType):
+    """Just enough of Ray's API for ``pipeline.ray_engine``: actors run here, each call at once."""
+
+    class exceptions:  # Ray's own (lower-case) name
+        class RayTaskError(Exception):
+            def __init__(self, cause: BaseException) -> None:
+                super().__init__(repr(cause))
+                self.cause = cause
+
+            def as_instanceof_cause(self) -> BaseException:
+                return self.cause
+
+    def __init__(self) -> None:
+        super().__init__("ray")
+        self.up, self.env, self.killed = False, {}, 0
+
+    def is_initialized(self) -> bool:
+        return self.up
+
+    def init(self, **kwargs: object) -> None:
+        self.up, self.env = True, kwargs["runtime_env"]["env_vars"]  # type: ignore[index]
+
+    def shutdown(self) -> None:
+        self.up = False
+
+    def cluster_resources(self) -> dict[str, float]:
+        return {"CPU": 2.0}
+
+    def remote(self, **options: object):
+        def actor_class(cls: type) -> SimpleNamespace:
+            def start(*args: object) -> SimpleNamespace:
+                body = cls(*args)
+                methods = {name: SimpleNamespace(remote=lambda *a, m=getattr(body, name): _Ref(m, *a))
+                           for name in ("load", "score", "close")}
+                return SimpleNamespace(**methods)
+            return SimpleNamespace(remote=start)
+        return actor_class
+
+    def get(self, refs: object) -> object:
+        if isinstance(refs, list):
+            return [self.get(r) for r in refs]
+        if refs.error is not None:  # type: ignore[attr-defined]
+            raise self.exceptions.RayTaskError(refs.error)  # type: ignore[attr-defined]
+        return refs.value  # type: ignore[attr-defined]
+
+    def wait(self, refs: list, num_returns: int = 1) -> tuple[list, list]:
+        return refs[:num_returns], refs[num_returns:]
+
+    def kill(self, actor: object) -> None:
+        self.killed += 1
+
+
+class _Ref:
+    def __init__(self, method: object, *args: object) -> None:
+        try:
+            self.value, self.error = method(*args), None  # type: ignore[operator]
+        except Exception as e:
+            self.value, self.error = None, e
+
+
+def test_ray_engine_runs_the_shared_job_and_cleans_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The Ray glue with a stand-in Ray (the real one is optional; tests/test_ray.py runs it when installed)."""
+    from model.errors import CheckpointError
+    from pipeline import ray_engine
+    from storage.files import atomic_path
+
+    ray = _StandInRay()
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    loads: list[object] = []
+    monkeypatch.setattr(Models, "load", classmethod(lambda cls, config, parts=None: loads.append(config) or "models"))
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError), atomic_path(out / "bad.csv") as tmp:  # storage.files' temporary name
+        temporary_name = tmp.name
+        raise RuntimeError
+
+    def score_one(item: BatchItem, config: object, models: object, options: WriteOptions,
+                  progress: object = None) -> VideoOutcome:
+        assert models == "models" and progress is None and options == WriteOptions(out)
+        if item.path.name == "bad.mp4":
+            (out / temporary_name).write_text("half a file")  # as a worker killed mid-write leaves it
+            return VideoOutcome(item.path, "failed", error="bad.mp4: broken")
+        item.output.write_text("rows\n")
+        return VideoOutcome(item.path, "ok", output=item.output)
+
+    monkeypatch.setattr(ray_engine, "score_one", score_one)
+    inputs = [tmp_path / name for name in ("a.mp4", "bad.mp4", "c.mp4")]
+    for path in inputs:
+        path.write_bytes(b"")
+    outcomes = score_videos(inputs, out_dir=out, engine="ray")
+    assert [(o.path.name, o.status) for o in outcomes] == [("a.mp4", "ok"), ("bad.mp4", "failed"), ("c.mp4", "ok")]
+    assert len(loads) == 2 and ray.killed == 2 and not ray.up  # one load per actor; the local Ray is stopped
+    assert "PYTHONPATH" not in ray.env and ray.env["HF_HUB_OFFLINE"] == "1" and ray.env["OMP_NUM_THREADS"]
+
+    (out / temporary_name).unlink()
+
+    def interrupt(outcome: VideoOutcome) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(BatchInterrupted) as caught:  # Ctrl-C while bad.mp4 is still "running"
+        score_videos(inputs, out_dir=out, engine="ray", on_outcome=interrupt)
+    assert [o.path.name for o in caught.value.outcomes] == ["a.mp4"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.csv", "c.csv"]  # the partial file is removed
+
+    def refuse(cls: type, config: object, parts: object = None) -> None:
+        raise CheckpointError("no-weights: not a MIAR weights folder")
+
+    monkeypatch.setattr(Models, "load", classmethod(refuse))
+    with pytest.raises(CheckpointError, match="not a MIAR weights folder"):  # as itself, one line in the CLI
+        score_videos(inputs, out_dir=out, engine="ray")
+    assert not ray.up

@@ -1,8 +1,10 @@
-"""End to end: the CLI on real media, its files, its exit codes and its messages."""
+"""The CLI: a light start (no model library for help, bad arguments or a missing input), and end to end
+on real media: its files, its exit codes and its messages."""
 
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,11 +12,80 @@ from pathlib import Path
 import pytest
 
 from bench.wer import word_error_rate
-from pipeline.cli import main
+from pipeline.cli import build_parser, main
 from pipeline.output import SUMMARY_COLUMNS, UTTERANCE_COLUMNS
 from tests.conftest import requires_shared
 
-pytestmark = pytest.mark.slow
+#: Libraries the CLI must not import before it knows it has work to do (NumPy too: it costs
+#: a third of a second, and nothing needs it to parse arguments or find a missing file).
+HEAVY_MODULES = ("torch", "torchvision", "transformers", "faster_whisper", "ctranslate2", "mediapipe",
+                 "facenet_pytorch", "parselmouth", "cv2", "matplotlib", "sklearn", "librosa", "numpy", "tqdm")
+
+#: Runs ``python -m pipeline ARGS`` in this process, then prints its exit code and the heavy modules it imported.
+_LIGHT_PROBE = f"""
+import json, runpy, sys
+sys.argv = ["pipeline", *sys.argv[1:]]
+try:
+    runpy.run_module("pipeline", run_name="__main__", alter_sys=True)
+    code = 0
+except SystemExit as e:
+    code = e.code
+print(json.dumps({{"code": code, "heavy": sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules)}}))
+"""
+
+
+def run_light(repo_root: Path, *args: str) -> tuple[int, list[str], str]:
+    """(exit code, heavy modules imported, stderr) of ``python -m pipeline ARGS`` in a fresh interpreter."""
+    proc = subprocess.run([sys.executable, "-c", _LIGHT_PROBE, *args], cwd=repo_root, capture_output=True,
+                          text=True, timeout=120)
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    return report["code"], report["heavy"], proc.stderr
+
+
+@pytest.mark.parametrize("args,code", [
+    (["--help"], 0), (["run", "--help"], 0), (["text", "--help"], 0), (["report", "--help"], 0),
+    (["extract", "--help"], 0), (["frobnicate"], 2), (["run"], 2), (["run", "x.mp4", "--format", "xml"], 2),
+    (["-v", "run", "--fps", "many", "x.mp4"], 2),
+])
+def test_help_and_argument_errors_import_no_model_library(repo_root: Path, args: list[str], code: int):
+    got, heavy, _ = run_light(repo_root, *args)
+    assert got == code
+    assert heavy == [], f"'python -m pipeline {' '.join(args)}' imported {heavy}"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "{tmp}/nothere.mp4", "--out", "{tmp}/out"], "{tmp}/nothere.mp4: no such file or folder"),
+    (["-q", "run", "{tmp}/empty_folder"], "{tmp}/empty_folder: folder holds no media file"),
+    (["text", "{tmp}/nothere.txt"], "{tmp}/nothere.txt: cannot read as UTF-8 text"),
+    (["report", "{tmp}/nothere"], "{tmp}/nothere: no such folder"),
+])
+def test_missing_input_is_one_line_exit_1_and_imports_no_model_library(repo_root: Path, tmp_path: Path,
+                                                                        args: list[str], message: str):
+    (tmp_path / "empty_folder").mkdir()
+    code, heavy, stderr = run_light(repo_root, *(a.format(tmp=tmp_path) for a in args))
+    assert code == 1 and heavy == []
+    assert stderr.splitlines() == [stderr.strip()] and stderr.startswith("ERROR pipeline: " + message.format(
+        tmp=tmp_path)), stderr
+    assert not (tmp_path / "out").exists()  # nothing created for a batch that cannot start
+
+
+@pytest.mark.parametrize("argv,verbose,quiet", [
+    (["run", "x.mp4"], 0, False), (["-v", "run", "x.mp4"], 1, False), (["run", "-v", "x.mp4"], 1, False),
+    (["-vv", "run", "x.mp4"], 2, False), (["run", "x.mp4", "-vv"], 2, False), (["-q", "report", "out"], False, True),
+    (["report", "out", "-q"], 0, True), (["-v", "text", "f.txt"], 1, False), (["extract", "-q", "--dataset", "d",
+                                                                                "--out", "o"], 0, True),
+])
+def test_verbose_and_quiet_work_before_or_after_the_command(argv: list[str], verbose: int, quiet: bool):
+    args = build_parser().parse_args(argv)
+    assert (args.verbose, args.quiet) == (verbose, quiet)
+
+
+def test_help_advertises_the_logging_flags_where_they_work(capsys: pytest.CaptureFixture):
+    for argv in (["--help"], ["run", "--help"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(argv)
+        out = capsys.readouterr().out
+        assert "-v, --verbose" in out and "-q, --quiet" in out
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -38,6 +109,7 @@ def example_out(tmp_path_factory: pytest.TempPathFactory, example_clip: Path) ->
     return main(["run", str(example_clip), "--out", str(out), "--no-progress"]), out
 
 
+@pytest.mark.slow
 def test_example_clip_rows_and_sentiment(example_out: tuple[int, Path], repo_root: Path):
     code, out = example_out
     assert code == 0
@@ -55,6 +127,7 @@ def test_example_clip_rows_and_sentiment(example_out: tuple[int, Path], repo_roo
     assert float(rows[0]["end_s"]) < float(rows[1]["start_s"]) < float(rows[2]["start_s"])
 
 
+@pytest.mark.slow
 def test_example_matches_shipped_expected_output(example_out: tuple[int, Path], repo_root: Path):
     """examples/expected/example.csv is what README shows; a change in any stage shows up here."""
     expected = read_rows(repo_root / "examples" / "expected" / "example.csv")
@@ -65,6 +138,7 @@ def test_example_matches_shipped_expected_output(example_out: tuple[int, Path], 
         assert g["polarity"] == e["polarity"]
 
 
+@pytest.mark.slow
 @requires_shared
 def test_grid_folder_batch(tmp_path: Path, shared: Path):
     grid = shared / "data" / "clips" / "grid"
@@ -84,6 +158,7 @@ def test_grid_folder_batch(tmp_path: Path, shared: Path):
         assert abs(float(rows[0]["sentiment"])) < 1.5
 
 
+@pytest.mark.slow
 @requires_shared
 def test_mosi_clip_text_close_to_manual_transcript(tmp_path: Path, shared: Path):
     clip = shared / "data" / "mosi" / "clips" / "Oz06ZWiO20M_6.mp4"
@@ -94,6 +169,7 @@ def test_mosi_clip_text_close_to_manual_transcript(tmp_path: Path, shared: Path)
     assert word_error_rate(manual, " ".join(r["text"] for r in rows)) <= 0.3
 
 
+@pytest.mark.slow
 def test_bad_inputs_in_a_batch_are_listed_and_the_batch_goes_on(tmp_path: Path, make_media, example_clip: Path,
                                                                  caplog: pytest.LogCaptureFixture):
     folder = tmp_path / "videos"
@@ -126,6 +202,7 @@ def test_skip_existing_resumes(tmp_path: Path, example_clip: Path, caplog: pytes
     assert (out / "example.csv").read_text() == "kept\n"
 
 
+@pytest.mark.slow
 @requires_shared
 def test_silent_video_gives_header_only_csv(tmp_path: Path, shared: Path):
     clip = shared / "data" / "clips" / "pyfeat" / "WolfgangLanger_Pexels.mp4"
@@ -133,6 +210,7 @@ def test_silent_video_gives_header_only_csv(tmp_path: Path, shared: Path):
     assert (tmp_path / "WolfgangLanger_Pexels.csv").read_text().strip() == ",".join(UTTERANCE_COLUMNS)
 
 
+@pytest.mark.slow
 def test_cli_process_exit_codes_and_one_line_errors(tmp_path: Path, repo_root: Path):
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=repo_root, capture_output=True,

@@ -1,14 +1,18 @@
 """Retraining on a user's dataset: extract features as inference does, train on them, score with them.
 
-A tiny MMSA-layout dataset is built from the 10 GRID clips with made-up labels
-(alternating +2/-2; 6 train, 2 valid, 2 test).
+The equality test scores one GRID clip through ``score_video`` and extracts it through
+``pipeline extract``, and checks that the model is fed exactly the same arrays. The
+end-to-end test builds a tiny MMSA-layout dataset from the 10 GRID clips with made-up
+labels (alternating +2/-2; 6 train, 2 valid, 2 test), extracts, trains and scores.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +20,16 @@ import pytest
 
 from extractors import face as face_mod
 from extractors import voice as voice_mod
+from model.schema import MODALITIES
+from storage.locations import shared_data_dir
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("MIAR_SHARED") or REPO_ROOT.parent / "shared")
-GRID = SHARED / "data" / "clips" / "grid"
+GRID = shared_data_dir() / "clips" / "grid"
+#: "bin blue at f two now": short and unpunctuated, so scoring makes it one utterance,
+#: as extraction does with every clip.
+ONE_UTTERANCE_CLIP = "bbaf2n"
 
-pytestmark = pytest.mark.skipif(not (GRID / "transcripts.csv").is_file(),
-                                reason=f"GRID clips not found at {GRID} (set MIAR_SHARED)")
+requires_grid = pytest.mark.skipif(not (GRID / "transcripts.csv").is_file(),
+                                   reason=f"GRID clips not found at {GRID} (set MIAR_SHARED)")
 
 
 def _write_labels(dataset: Path, rows: list[list[object]]) -> None:
@@ -47,9 +54,75 @@ def dataset(tmp_path: Path) -> tuple[Path, list[list[object]]]:
     return root, rows
 
 
+@pytest.fixture(scope="module")
+def models(request: pytest.FixtureRequest) -> Iterator[object]:
+    """Every model, loaded once: conftest's session ``loaded_models`` when it has one."""
+    try:
+        shared = request.getfixturevalue("loaded_models")
+    except pytest.FixtureLookupError:
+        shared = None
+    if shared is not None:
+        yield shared
+        return
+    from pipeline.config import PipelineConfig
+    from pipeline.models import Models
+
+    with Models.load(PipelineConfig()) as own:
+        yield own
+
+
+class _RecordingMiar:
+    """The loaded weights as ``score_video`` calls them, keeping every input they are fed."""
+
+    def __init__(self, miar: object) -> None:
+        self._miar = miar
+        self.modalities = miar.modalities  # type: ignore[attr-defined]
+        self.fed: list[object] = []
+
+    def predict(self, samples: Sequence[object]) -> np.ndarray:
+        self.fed.extend(samples)
+        return self._miar.predict(samples)  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+@requires_grid
+def test_scoring_and_extraction_feed_the_model_identical_inputs(models, tmp_path: Path):
+    from model.feature_store import load_split
+    from pipeline.config import PipelineConfig
+    from pipeline.extract import extract_dataset
+    from pipeline.score import score_video
+
+    config = PipelineConfig()
+    clip = GRID / f"{ONE_UTTERANCE_CLIP}.mpg"
+    recorder = _RecordingMiar(models.miar)
+    result = score_video(clip, config, dataclasses.replace(models, miar=recorder))
+    assert result.status == "ok" and len(result.utterances) == 1 and len(recorder.fed) == 1
+
+    root = tmp_path / "one"
+    (root / "Raw" / "grid").mkdir(parents=True)
+    (root / "Raw" / "grid" / f"{ONE_UTTERANCE_CLIP}.mp4").symlink_to(clip)
+    _write_labels(root, [["grid", ONE_UTTERANCE_CLIP, "bin blue at f two now", 1.0, "train"]])
+    summary = extract_dataset(root, tmp_path / "features", config, models=models)
+    assert summary.extracted == 1 and summary.failures == ()
+    (stored,), labels, keys = load_split(tmp_path / "features", "train")
+    assert labels.tolist() == [1.0] and keys == [f"grid/{ONE_UTTERANCE_CLIP}"]
+
+    scored = recorder.fed[0]
+    for name in MODALITIES:
+        (values, mask), (stored_values, stored_mask) = scored.modality(name), stored.modality(name)
+        assert values is not None and stored_values is not None, f"{name} missing (GRID has voice and a face)"
+        assert stored_values.dtype == values.dtype and stored_values.shape == values.shape, name
+        np.testing.assert_array_equal(stored_values, values, err_msg=name)
+        np.testing.assert_array_equal(stored_mask, mask, err_msg=f"{name}_mask")
+    with np.load(tmp_path / "features" / "train" / "grid" / f"{ONE_UTTERANCE_CLIP}.npz") as z:
+        assert str(z["asr_text"]) == result.utterances[0].utterance.text
+
+
+@pytest.mark.slow
+@requires_grid
 def test_extract_train_and_score(dataset: tuple[Path, list[list[object]]], tmp_path: Path):
-    from model.train import load_feature_split
-    from model.train import main as train_main
+    from model.feature_store import load_split
+    from model.training.train import main as train_main
     from pipeline.cli import main as cli_main
 
     root, rows = dataset
@@ -58,6 +131,9 @@ def test_extract_train_and_score(dataset: tuple[Path, list[list[object]]], tmp_p
     manifest = json.loads((features / "manifest.json").read_text())
     assert manifest["counts"] == {"train": 6, "valid": 2, "test": 2}
     assert manifest["failures"] == []
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (features / "manifest.json").stat().st_mode & 0o777 == 0o666 & ~umask  # as any new file, not 0600
     assert manifest["audio_columns"] == list(voice_mod.COLUMNS)
     assert manifest["vision_columns"] == list(face_mod.COLUMNS)
     first = features / manifest["samples"]["train"][0]["file"]
@@ -68,7 +144,7 @@ def test_extract_train_and_score(dataset: tuple[Path, list[list[object]]], tmp_p
         assert z["vision"].shape == (n_tokens, len(face_mod.COLUMNS)) and z["vision_mask"].any()  # GRID shows a face
         assert float(z["label"]) == 2.0 and str(z["clip_id"]) == rows[0][1]
         assert "blue" in str(z["label_text"]) and str(z["asr_text"])
-    samples, labels, keys = load_feature_split(features, "train")
+    samples, labels, keys = load_split(features, "train")
     assert len(samples) == 6 and labels.tolist() == [2.0, -2.0] * 3 and keys[0] == f"grid/{rows[0][1]}"
 
     # resumable: a second run extracts nothing; a broken clip is listed and makes the run exit 1
@@ -86,7 +162,7 @@ def test_extract_train_and_score(dataset: tuple[Path, list[list[object]]], tmp_p
     assert train_main(["--features", str(features), "--out", str(weights), "--epochs", "2", "-q"]) == 0
     config = json.loads((weights / "config.json").read_text())
     assert config["trained_modalities"] == ["text", "audio", "vision"]
-    assert config["training"]["sizes"] == {"train": 6, "valid": 2}
+    assert config["training"]["sizes"] == {"features": 6} and config["training"]["selection_size"] == 2  # valid
     assert config["normalisation"]["audio"]["trained"]
 
     out = tmp_path / "out"
@@ -96,3 +172,63 @@ def test_extract_train_and_score(dataset: tuple[Path, list[list[object]]], tmp_p
     assert len(scored) >= 1
     assert all(-3.0 <= float(r["sentiment"]) <= 3.0 and r["polarity"] in {"negative", "neutral", "positive"}
                for r in scored)
+
+
+# --- without models -----------------------------------------------------------------------
+
+
+def test_models_load_refuses_unknown_parts():
+    from pipeline.config import PipelineConfig
+    from pipeline.models import Models
+
+    with pytest.raises(ValueError, match="unknown parts"):
+        Models.load(PipelineConfig(), parts=("asr", "miar", "vision"))
+
+
+def test_models_load_closes_what_it_loaded_when_a_later_part_fails(monkeypatch: pytest.MonkeyPatch):
+    import extractors.face
+    import extractors.transcript
+    from pipeline.config import PipelineConfig
+    from pipeline.models import Models
+
+    closed: list[str] = []
+
+    class Face:
+        def __init__(self, options: object) -> None:
+            pass
+
+        def close(self) -> None:
+            closed.append("face")
+
+    def no_whisper(*args: object) -> None:
+        raise RuntimeError("whisper missing")
+
+    monkeypatch.setattr(extractors.face, "FaceExtractor", Face)
+    monkeypatch.setattr(extractors.transcript, "Transcriber", no_whisper)
+    with pytest.raises(RuntimeError, match="whisper missing"):
+        Models.load(dataclasses.replace(PipelineConfig(), torch_threads=0), parts=("face", "asr"))
+    assert closed == ["face"]
+
+
+def test_featurize_refuses_unknown_segmentation_and_missing_parts(tmp_path: Path):
+    from pipeline.config import PipelineConfig
+    from pipeline.features import featurize
+    from pipeline.models import Models
+
+    models = Models(ffmpeg=Path("ffmpeg"))
+    with pytest.raises(ValueError, match="segmentation"):
+        featurize(tmp_path / "x.mp4", PipelineConfig(), models, segmentation="sentences")
+    with pytest.raises(ValueError, match=r"\['asr', 'face', 'text'\]"):
+        featurize(tmp_path / "x.mp4", PipelineConfig(), models)
+
+
+def test_label_csv_errors_name_the_row(tmp_path: Path):
+    from pipeline.errors import PipelineError
+    from pipeline.extract import read_label_csv
+
+    _write_labels(tmp_path, [["v", "c1", "fine", 1.0, "train"], ["v", "c2", "bad", 4.0, "train"]])
+    with pytest.raises(PipelineError, match=r"label.csv:3: label 4.0 outside \[-3, 3\]"):
+        read_label_csv(tmp_path)
+    _write_labels(tmp_path, [["v", "c1", "fine", 1.0, "dev"]])
+    with pytest.raises(PipelineError, match="mode 'dev'"):
+        read_label_csv(tmp_path)

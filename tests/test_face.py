@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import os
 from pathlib import Path
 
 import cv2
@@ -27,13 +26,10 @@ from extractors.face import (
     head_pose_deg,
 )
 from extractors.records import Frame
+from tests.conftest import SHARED_DATA, requires_shared
 
-SHARED = Path(os.environ.get("MIAR_SHARED") or Path(__file__).resolve().parents[2] / "shared")
-GRID = SHARED / "data" / "clips" / "grid"
-PYFEAT_CLIP = SHARED / "data" / "clips" / "pyfeat" / "WolfgangLanger_Pexels.mp4"
-requires_shared = pytest.mark.skipif(
-    not (SHARED / "data").is_dir(), reason=f"team data not found at {SHARED} (set MIAR_SHARED)"
-)
+GRID = SHARED_DATA / "clips" / "grid"
+PYFEAT_CLIP = SHARED_DATA / "clips" / "pyfeat" / "WolfgangLanger_Pexels.mp4"
 
 FRAME_H, FRAME_W = 360, 480  # the MOSI frame size
 STEP_S = 0.2  # 5 fps, as the pipeline samples
@@ -90,6 +86,7 @@ def frames_of(images: list[np.ndarray]) -> list[Frame]:
     return [Frame(time_s=i * STEP_S, image=image) for i, image in enumerate(images)]
 
 
+@pytest.mark.slow
 def test_present_exactly_where_the_face_is(extractor, astronaut):
     big = on_canvas(astronaut, 360, 60, 0)
     shifted = on_canvas(astronaut, 300, 180, 60)
@@ -120,6 +117,7 @@ def test_present_exactly_where_the_face_is(extractor, astronaut):
     assert height[0] == pytest.approx(0.21 * 360 / FRAME_H, rel=0.15)
 
 
+@pytest.mark.slow
 def test_lost_face_is_redetected_at_once(astronaut):
     """Between two scheduled detections, a face that moves away from its box is found again on the same frame."""
     here = on_canvas(astronaut, 260, 10, 100)
@@ -129,6 +127,7 @@ def test_lost_face_is_redetected_at_once(astronaut):
     assert track.present.all()
 
 
+@pytest.mark.slow
 def test_astronaut_smiles_and_an_open_mouth_changes_the_blendshapes(extractor, astronaut):
     open_mouth = astronaut.copy()
     rows, cols = draw.ellipse(*MOUTH_CENTRE_YX, 13, 20, shape=astronaut.shape)
@@ -144,6 +143,7 @@ def test_astronaut_smiles_and_an_open_mouth_changes_the_blendshapes(extractor, a
     assert smile[1] < smile[0] - 0.2
 
 
+@pytest.mark.slow
 def test_head_turn_and_its_mirror_have_opposite_yaw(extractor, astronaut):
     right = on_canvas(turned(astronaut, 20.0), 360, 60, 0)
     frontal = on_canvas(astronaut, 360, 60, 0)
@@ -178,6 +178,7 @@ def test_head_pose_decomposition_recovers_known_angles():
         assert head_pose_deg(matrix) == pytest.approx((yaw, pitch, roll), abs=1e-6)
 
 
+@pytest.mark.slow
 def test_main_face_is_the_largest_then_the_one_followed(extractor, astronaut):
     frame = on_canvas(astronaut, 300, 0, 0)
     small = cv2.resize(astronaut, (150, 150), interpolation=cv2.INTER_AREA)
@@ -196,6 +197,7 @@ def test_main_face_is_the_largest_then_the_one_followed(extractor, astronaut):
     assert np.array_equal(_choose_face(boxes, far_away), boxes[0])  # followed face gone: largest again
 
 
+@pytest.mark.slow
 def test_no_face_is_data_with_one_warning(caplog):
     frames = frames_of([noise()] * 7)
     seen: list[float] = []
@@ -210,6 +212,7 @@ def test_no_face_is_data_with_one_warning(caplog):
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
 
 
+@pytest.mark.slow
 def test_empty_stream_gives_an_empty_track(extractor):
     track = extractor.extract([])
     assert track.values.shape == (0, 56) and track.present.shape == (0,) and track.rate_hz == 0.0
@@ -222,6 +225,7 @@ def test_options_are_checked():
         FaceOptions(detect_every_s=0.0)
 
 
+@pytest.mark.slow
 def test_blendshape_names_are_the_models(extractor, astronaut):
     """BLENDSHAPES must list the landmarker's categories in its output order (the weights record COLUMNS)."""
     import mediapipe as mp
@@ -244,6 +248,7 @@ def read_frames(path: Path, fps: float, max_frames: int, max_side_px: int = 640)
         frames.close()
 
 
+@pytest.mark.slow
 @requires_shared
 @pytest.mark.parametrize("name", ["bbaf2n.mpg", "lbax4n.mpg"])
 def test_grid_clip_face_is_tracked(extractor, name):
@@ -257,6 +262,7 @@ def test_grid_clip_face_is_tracked(extractor, name):
     assert np.abs(track.column("head_yaw_deg")[track.present]).max() < 20
 
 
+@pytest.mark.slow
 @requires_shared
 def test_pyfeat_close_up_has_a_face(extractor):
     frames = read_frames(PYFEAT_CLIP, fps=2.0, max_frames=12)  # its first 6 s

@@ -13,7 +13,7 @@ import pytest
 def test_ruff_finds_nothing(repo_root: Path):
     ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
     if not Path(ruff).exists():
-        pytest.skip("ruff not installed (it is pinned in requirements.txt)")
+        pytest.skip("ruff not installed (it is pinned in requirements-dev.txt)")
     proc = subprocess.run([ruff, "check", "--output-format", "concise", "."], cwd=repo_root,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]

@@ -1,4 +1,7 @@
-"""extractors.media on media generated here with ffmpeg's lavfi sources (and one real clip)."""
+"""extractors.media on media generated here with ffmpeg's lavfi sources (and one real clip).
+
+Every test that runs ffmpeg is marked slow; parsing a stream listing is not.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +14,18 @@ import pytest
 
 from extractors.assets import resolve_ffmpeg
 from extractors.errors import MediaError, NoAudioTrackError, NoVideoTrackError
-from extractors.media import MediaOptions, _parse_probe, decode_audio, frame_count_estimate, iter_frames, probe
+from extractors.media import (
+    NO_AUDIO_TRACK,
+    MediaOptions,
+    _parse_probe,
+    decode_audio,
+    frame_count_estimate,
+    iter_frames,
+    probe,
+)
+from storage.locations import shared_data_dir
 
-SHARED = Path(os.environ.get("MIAR_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
-MOSI_CLIP = SHARED / "data" / "mosi" / "clips" / "Oz06ZWiO20M_6.mp4"
+MOSI_CLIP = shared_data_dir() / "mosi" / "clips" / "Oz06ZWiO20M_6.mp4"
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +76,7 @@ def media_dir(ffmpeg: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 # --- probe ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_probe_video_with_audio(media_dir: Path, ffmpeg: Path) -> None:
     media = probe(media_dir / "av.mp4", ffmpeg)
     assert media.duration_s == pytest.approx(3.0, abs=0.1)
@@ -76,6 +88,7 @@ def test_probe_video_with_audio(media_dir: Path, ffmpeg: Path) -> None:
     assert media.audio_sample_rate_hz == 44100
 
 
+@pytest.mark.slow
 def test_probe_video_without_audio(media_dir: Path, ffmpeg: Path) -> None:
     media = probe(media_dir / "noaudio.mp4", ffmpeg)
     assert media.has_video and not media.has_audio
@@ -83,6 +96,7 @@ def test_probe_video_without_audio(media_dir: Path, ffmpeg: Path) -> None:
     assert media.duration_s == pytest.approx(3.0, abs=0.1)
 
 
+@pytest.mark.slow
 def test_colon_in_file_name_is_not_a_protocol(media_dir: Path, ffmpeg: Path) -> None:
     odd = media_dir / "take:2.mp4"
     odd.write_bytes((media_dir / "av.mp4").read_bytes())
@@ -90,6 +104,7 @@ def test_colon_in_file_name_is_not_a_protocol(media_dir: Path, ffmpeg: Path) -> 
     assert len(decode_audio(odd, ffmpeg)) == pytest.approx(3.0 * 16000, rel=0.01)
 
 
+@pytest.mark.slow
 def test_probe_wav(media_dir: Path, ffmpeg: Path) -> None:
     media = probe(media_dir / "tone.wav", ffmpeg)
     assert media.has_audio and not media.has_video
@@ -98,6 +113,7 @@ def test_probe_wav(media_dir: Path, ffmpeg: Path) -> None:
     assert media.width is None and media.fps is None
 
 
+@pytest.mark.slow
 def test_probe_ignores_cover_picture(media_dir: Path, ffmpeg: Path) -> None:
     media = probe(media_dir / "cover.mp3", ffmpeg)
     assert media.has_audio
@@ -105,6 +121,7 @@ def test_probe_ignores_cover_picture(media_dir: Path, ffmpeg: Path) -> None:
     assert media.width is None
 
 
+@pytest.mark.slow
 def test_probe_rotated_reports_displayed_size(media_dir: Path, ffmpeg: Path) -> None:
     media = probe(media_dir / "rotated.mp4", ffmpeg)
     # -display_rotation 90 is counter-clockwise, i.e. 270 clockwise (the "rotate" tag's sense).
@@ -137,6 +154,7 @@ At least one output file must be specified
     assert _parse_probe(Path("phone.mp4"), only_tag).width == 1920
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "message"),
     [
@@ -160,6 +178,7 @@ def test_probe_rejects_bad_files_with_a_clear_message(media_dir: Path, ffmpeg: P
 # --- decode_audio ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_decode_audio_is_mono_float_at_16k_and_holds_the_tone(media_dir: Path, ffmpeg: Path) -> None:
     audio = decode_audio(media_dir / "av.mp4", ffmpeg)
     assert audio.dtype == np.float32 and audio.ndim == 1
@@ -171,26 +190,51 @@ def test_decode_audio_is_mono_float_at_16k_and_holds_the_tone(media_dir: Path, f
     assert audio.flags.writeable
 
 
+@pytest.mark.slow
 def test_decode_audio_resamples_to_the_rate_asked(media_dir: Path, ffmpeg: Path) -> None:
     audio = decode_audio(media_dir / "tone.wav", ffmpeg, sample_rate_hz=8000)
     assert len(audio) == pytest.approx(2.0 * 8000, rel=0.01)
 
 
+@pytest.mark.slow
 def test_decode_audio_ignores_cover_picture(media_dir: Path, ffmpeg: Path) -> None:
     audio = decode_audio(media_dir / "cover.mp3", ffmpeg)
     assert len(audio) == pytest.approx(2.0 * 16000, rel=0.05)
 
 
+@pytest.mark.slow
 def test_decode_audio_without_audio_track(media_dir: Path, ffmpeg: Path) -> None:
-    with pytest.raises(NoAudioTrackError, match="no audio track"):
-        decode_audio(media_dir / "noaudio.mp4", ffmpeg)
+    path = media_dir / "noaudio.mp4"
+    with pytest.raises(NoAudioTrackError) as raised:
+        decode_audio(path, ffmpeg)
+    assert str(raised.value) == f"{path}: {NO_AUDIO_TRACK}"
+    assert NO_AUDIO_TRACK == "no audio track, so there is nothing to hear or transcribe"  # README quotes it
+    with pytest.raises(NoAudioTrackError) as from_media:
+        decode_audio(probe(path, ffmpeg), ffmpeg)
+    assert str(from_media.value) == str(raised.value)
 
 
+@pytest.mark.slow
+def test_decode_audio_of_probed_media_does_not_probe_again(
+    media_dir: Path, ffmpeg: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    media = probe(media_dir / "av.mp4", ffmpeg)
+
+    def no_second_probe(*args: object) -> None:
+        raise AssertionError("probed twice")
+
+    monkeypatch.setattr("extractors.media.probe", no_second_probe)
+    audio = decode_audio(media, ffmpeg)
+    assert len(audio) == pytest.approx(3.0 * 16000, rel=0.01)
+
+
+@pytest.mark.slow
 def test_decode_audio_of_truncated_file_returns_what_it_can(media_dir: Path, ffmpeg: Path) -> None:
     audio = decode_audio(media_dir / "truncated.mp4", ffmpeg)
     assert 0 < len(audio) < 3.0 * 16000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["empty.mp4", "text.mp4", "missing.wav"])
 def test_decode_audio_of_bad_files(media_dir: Path, ffmpeg: Path, name: str) -> None:
     with pytest.raises(MediaError, match=name):
@@ -200,6 +244,7 @@ def test_decode_audio_of_bad_files(media_dir: Path, ffmpeg: Path, name: str) -> 
 # --- iter_frames -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_iter_frames_count_times_and_size(media_dir: Path, ffmpeg: Path) -> None:
     media = probe(media_dir / "av.mp4", ffmpeg)
     options = MediaOptions()
@@ -213,6 +258,7 @@ def test_iter_frames_count_times_and_size(media_dir: Path, ffmpeg: Path) -> None
         assert frame.image.shape == (240, 320, 3) and frame.image.dtype == np.uint8
 
 
+@pytest.mark.slow
 def test_iter_frames_scales_the_longest_side_down(media_dir: Path, ffmpeg: Path) -> None:
     media = probe(media_dir / "av.mp4", ffmpeg)
     frames = list(iter_frames(media, ffmpeg, fps=2.0, max_side_px=160))
@@ -222,6 +268,7 @@ def test_iter_frames_scales_the_longest_side_down(media_dir: Path, ffmpeg: Path)
     assert frames[0].image.std() > 20
 
 
+@pytest.mark.slow
 def test_iter_frames_of_rotated_video_are_upright_portrait(media_dir: Path, ffmpeg: Path) -> None:
     media = probe(media_dir / "rotated.mp4", ffmpeg)
     frames = list(iter_frames(media, ffmpeg, fps=5.0, max_side_px=160))
@@ -234,6 +281,7 @@ def test_iter_frames_of_rotated_video_are_upright_portrait(media_dir: Path, ffmp
     assert bottom[0] > 200 and bottom[2] < 60
 
 
+@pytest.mark.slow
 def test_iter_frames_of_variable_frame_rate_video(media_dir: Path, ffmpeg: Path) -> None:
     media = probe(media_dir / "vfr.mkv", ffmpeg)
     frames = list(iter_frames(media, ffmpeg, fps=5.0, max_side_px=640))
@@ -247,12 +295,14 @@ def test_iter_frames_of_variable_frame_rate_video(media_dir: Path, ffmpeg: Path)
             assert blue > 200 and red < 60, frame.time_s
 
 
+@pytest.mark.slow
 def test_iter_frames_of_truncated_video_stops_early(media_dir: Path, ffmpeg: Path) -> None:
     media = probe(media_dir / "truncated.mp4", ffmpeg)
     frames = list(iter_frames(media, ffmpeg, fps=5.0, max_side_px=640))
     assert 0 < len(frames) < 15
 
 
+@pytest.mark.slow
 def test_iter_frames_without_video_track(media_dir: Path, ffmpeg: Path) -> None:
     media = probe(media_dir / "tone.wav", ffmpeg)
     assert frame_count_estimate(media, 5.0) == 0
@@ -275,6 +325,7 @@ def _ffmpeg_children() -> list[str]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc to list child processes")
 def test_iter_frames_leaves_no_ffmpeg_behind_when_closed_early(media_dir: Path, ffmpeg: Path) -> None:
     media = probe(media_dir / "av.mp4", ffmpeg)
@@ -293,6 +344,7 @@ def test_iter_frames_leaves_no_ffmpeg_behind_when_closed_early(media_dir: Path, 
     assert _ffmpeg_children() == []
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not MOSI_CLIP.exists(), reason=f"shared data not found at {MOSI_CLIP} (set MIAR_SHARED)")
 def test_real_mosi_clip(ffmpeg: Path) -> None:
     media = probe(MOSI_CLIP, ffmpeg)

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from tests.conftest import SHARED
+from storage.locations import shared_data_dir
 
 ray = pytest.importorskip("ray", reason="Ray not installed (optional: pip install -r requirements-ray.txt)")
 pytestmark = pytest.mark.slow
 
-GRID = SHARED / "data" / "clips" / "grid"
+GRID = shared_data_dir() / "clips" / "grid"
 
 
 def rows(path: Path) -> list[dict[str, str]]:

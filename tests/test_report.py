@@ -11,15 +11,18 @@ import numpy as np
 import pytest
 
 from extractors.records import Media, Word
+from model.schema import polarity_of
 from pipeline.cli import main
 from pipeline.config import OutputOptions
-from pipeline.output import polarity_of
+from pipeline.output import SummaryRow, write_summary, write_video_csv, write_video_jsonl
 from pipeline.records import Signals, Utterance, UtteranceScore, VideoResult
 from pipeline.report import (
     POLARITY_COLOURS,
     rebuild_reports,
+    render_html,
     render_png,
     report_data_from_result,
+    report_data_from_rows,
     write_report,
 )
 
@@ -36,7 +39,7 @@ def make_result(scores: list[float], texts: list[str] | None = None) -> VideoRes
     texts = texts or [f"utterance {i}" for i in range(len(scores))]
     utts = tuple(
         UtteranceScore(Utterance(i, i * 2.0, i * 2.0 + 1.5, (Word(texts[i], i * 2.0, i * 2.0 + 1.5),)),
-                       s, polarity_of(s, OutputOptions()), signals)
+                       s, polarity_of(s), signals)
         for i, s in enumerate(scores)
     )
     media = Media(Path("clip <one>.mp4"), 2.0 * len(scores) + 1, True, True, 480, 360, 25.0, video_codec="h264",
@@ -127,6 +130,42 @@ def test_run_report_and_rebuild_on_example(tmp_path: Path, example_clip: Path):
     rebuilt = (out / "example.html").read_text(encoding="utf-8")
     assert rebuilt.count('<tr class="utt">') == 3 and (out / "example.png").stat().st_size > 10_000
     assert rebuild_reports(out, OutputOptions()) == [out / "example.html"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_rebuilt_report_shows_the_rows_the_fresh_one_shows(tmp_path: Path, fmt: str):
+    """Both routes read the one row record: the fresh report's rows are the written rows, parsed back."""
+    result = make_result([2.0004, -1.23456, 0.1])
+    options = OutputOptions()
+    fresh = report_data_from_result(result, options)
+    (write_video_csv if fmt == "csv" else write_video_jsonl)(result, tmp_path / f"clip <one>.{fmt}", options)
+    assert rebuild_reports(tmp_path) == [tmp_path / "clip <one>.html"]
+    page = (tmp_path / "clip <one>.html").read_text(encoding="utf-8")
+    if fmt == "csv":
+        with open(tmp_path / "clip <one>.csv", encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+    else:
+        import json
+
+        rows = [json.loads(line) for line in (tmp_path / "clip <one>.jsonl").read_text().splitlines()]
+    rebuilt = report_data_from_rows("clip <one>", rows)
+    assert rebuilt.rows == fresh.rows and rebuilt.video == fresh.video == "clip <one>.mp4"
+    table = re.findall(r'<tr class="utt">.*?</tr>', page)
+    assert table == re.findall(r'<tr class="utt">.*?</tr>', render_html(fresh, b""))
+    assert "+2.000" in table[0] and "-1.235" in table[1]
+
+
+def test_rebuild_takes_metadata_from_the_summary(tmp_path: Path):
+    result = make_result([1.0])
+    write_video_csv(result, tmp_path / "clip <one>.csv", OutputOptions())
+    write_summary([SummaryRow.from_result(Path("gone/clip <one>.mp4"), result, tmp_path / "clip <one>.csv", 2.0)],
+                  tmp_path / "summary.csv", OutputOptions())
+    rebuild_reports(tmp_path, OutputOptions())
+    page = (tmp_path / "clip <one>.html").read_text(encoding="utf-8")
+    assert "gone/clip &lt;one&gt;.mp4" in page and "3.00 s" in page and "80%" in page  # file, duration, face
+    (tmp_path / "summary.csv").write_text("video,status,duration_s\nx.mp4,ok,long\n")
+    rebuild_reports(tmp_path, OutputOptions())  # a broken summary costs the metadata, not the report
+    assert "not recorded in the CSV" in (tmp_path / "clip <one>.html").read_text(encoding="utf-8")
 
 
 def test_report_command_errors(tmp_path: Path):

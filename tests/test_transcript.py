@@ -33,11 +33,13 @@ def check_word_invariants(transcript, duration_s: float) -> None:
     assert all(0.0 <= w.probability <= 1.0 for w in words)
 
 
+@pytest.mark.slow
 def test_digital_silence_has_no_words(transcriber: Transcriber):
     transcript = transcriber.transcribe(np.zeros(3 * SAMPLE_RATE_HZ, np.float32))
     assert transcript.words == () and transcript.language == "en"
 
 
+@pytest.mark.slow
 @requires_shared
 def test_grid_word_error_rate(transcriber: Transcriber, shared: Path, ffmpeg: Path):
     grid = shared / "data" / "clips" / "grid"
@@ -54,6 +56,7 @@ def test_grid_word_error_rate(transcriber: Transcriber, shared: Path, ffmpeg: Pa
     assert mean_wer <= 0.25, f"GRID mean WER {mean_wer:.2f}"
 
 
+@pytest.mark.slow
 @requires_shared
 def test_mosi_clip_close_to_manual_transcript(transcriber: Transcriber, shared: Path, ffmpeg: Path):
     clip = shared / "data" / "mosi" / "clips" / "Oz06ZWiO20M_6.mp4"
@@ -64,6 +67,7 @@ def test_mosi_clip_close_to_manual_transcript(transcriber: Transcriber, shared: 
     assert word_error_rate(manual, " ".join(w.text for w in transcript.words)) <= 0.3
 
 
+@pytest.mark.slow
 def test_example_clip_transcript(transcriber: Transcriber, example_clip: Path, repo_root: Path, ffmpeg: Path):
     sentences = (repo_root / "examples" / "sentences.txt").read_text().split("\n")
     audio = decode_audio(example_clip, ffmpeg)
@@ -86,6 +90,7 @@ def test_chunk_bounds_cover_audio_and_cut_in_silence():
     assert chunk_bounds(audio[:SAMPLE_RATE_HZ], chunk_s=30.0) == [(0, SAMPLE_RATE_HZ)]
 
 
+@pytest.mark.slow
 def test_chunked_transcription_matches_whole(tmp_path_factory, example_clip: Path, ffmpeg: Path,
                                              transcriber: Transcriber):
     chunked = Transcriber(AsrOptions(chunk_s=8.0, language_id_model=None), tmp_path_factory.mktemp("c"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from extractors.records import Segment, Transcript, Word
 from pipeline.utterances import UtteranceOptions, split_utterances
 
@@ -60,3 +62,14 @@ def test_run_on_is_split_below_max_duration_and_keeps_every_word():
 def test_no_words_gives_no_utterances():
     empty = Transcript((), "en", 1.0, 3.0, "test")
     assert split_utterances(empty, UtteranceOptions()) == []
+
+
+def test_encodable_words_drop_wordless_tokens_and_keep_times():
+    from pipeline.features import encodable_words
+    from pipeline.records import Utterance
+
+    utterance = Utterance(0, 0.0, 1.0, (Word("Well,", 0.0, 0.4), Word("--", 0.4, 0.5), Word("GREAT!", 0.5, 1.0)))
+    words, times = encodable_words(utterance)
+    assert words == ["well", "great"]
+    assert times.dtype == np.float64 and times.tolist() == [[0.0, 0.4], [0.5, 1.0]]
+    assert encodable_words(Utterance(0, 0.0, 0.1, (Word("?!", 0.0, 0.1),)))[1].shape == (0, 2)

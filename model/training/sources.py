@@ -1,12 +1,13 @@
-"""Training sources beyond MOSI: MELD text, EmoDB and speech_valence audio, face photos.
+"""Media-based training sources: EmoDB and speech_valence audio, face photos.
 
-Each builder turns one source of the team's data (``$MIAR_SHARED/data``) into labelled
+Each builder turns one source of the team's data (``shared_dir() / "data"``) into labelled
 samples the model eats (``SourceSamples``: ``SampleInput`` per item, a label on the MOSI
 scale [-3, 3], a group id for splitting). Audio and vision features come from the
 project's own extractors (``extractors.voice.extract_voice``, ``extractors.face.FaceExtractor``)
 so that training sees exactly what the pipeline computes; they are cached on disk under
-``$MIAR_CACHE/source-features`` keyed by a hash of the extractor's source file, its
-options and the input file list, so an edited extractor never reuses stale features.
+``storage.locations.cache_dir() / "source-features"`` (written atomically), keyed by a hash
+of the extractor's source file, its options and the input file list, so an edited
+extractor never reuses stale features.
 
 Label mappings (also in the model card):
 
@@ -19,8 +20,6 @@ Label mappings (also in the model card):
   reading is the better target). Split by performer: ids that are multiples of 5 are held out.
 - muxspace faces: happiness +2.5; anger, disgust, sadness, contempt -2.5; fear -2.0; neutral,
   surprise 0. Split by the person named in the file (a stable hash, ~20% held out).
-- MELD (text): positive / neutral / negative as classes 2 / 1 / 0 for an auxiliary
-  classification head; no regression target (its 3 classes carry no intensity).
 
 Text is absent (masked) for audio and vision sources: EmoDB is German and the others have no
 transcript, so an English text encoder would only add noise.
@@ -44,19 +43,14 @@ import numpy as np
 
 from extractors import face as face_mod
 from extractors import voice as voice_mod
-from model.data import (
-    SampleInput,
-    TextCorpus,
-    _corpus,
-    default_cache_dir,
-    default_shared_dir,
-    save_npz_atomic,
-)
+from model.batch import SampleInput
+from storage import locations
+from storage.files import write_via_atomic
 
 __all__ = [
-    "EMODB_VALENCE", "EMODB_HELD_OUT_SPEAKERS", "FACE_VALENCE", "TAIWAN_VALENCE", "MELD_CLASSES",
-    "SourceSamples", "load_meld", "emodb_speaker", "load_emodb", "load_speech_valence", "load_taiwan",
-    "load_muxspace", "voice_windows",
+    "EMODB_VALENCE", "EMODB_HELD_OUT_SPEAKERS", "FACE_VALENCE", "TAIWAN_VALENCE", "WORD_FRAMES", "FACE_PAD",
+    "MUXSPACE_PER_MAJOR_CLASS", "SourceSamples", "emodb_speaker", "taiwan_valence", "load_emodb",
+    "load_speech_valence", "load_taiwan", "load_muxspace", "voice_windows",
 ]
 
 log = logging.getLogger(__name__)
@@ -77,8 +71,6 @@ FACE_VALENCE: dict[str, float] = {
 TAIWAN_VALENCE: dict[str, float] = {
     "happy": 2.5, "sad": -2.5, "angry": -2.5, "disgusted": -2.5, "fearful": -2.0, "surprised": 0.0,
 }
-#: MELD sentiment -> class index of the auxiliary head.
-MELD_CLASSES: dict[str, int] = {"negative": 0, "neutral": 1, "positive": 2}
 #: Voice-frame window (frames of 10 ms) averaged into one audio row: about one word.
 WORD_FRAMES = 30
 #: Padding added around each side of a face photo before detection, as a share of its side.
@@ -111,27 +103,6 @@ class SourceSamples:
         return len(self.samples)
 
 
-def load_meld(shared: Path | None = None) -> dict[str, tuple[TextCorpus, np.ndarray]]:
-    """MELD utterances by split ("train", "dev", "test") with their 3-class sentiment index.
-
-    Returns:
-        Per split, the corpus (labels 0.0; MELD has no intensity) and (N,) int64 class ids
-        (``MELD_CLASSES``), aligned with the corpus after empty utterances are dropped.
-    """
-    folder = (shared or default_shared_dir()) / "data" / "meld"
-    out = {}
-    for split in ("train", "dev", "test"):
-        rows, classes = [], {}
-        with open(folder / f"{split}_sent_emo.csv", newline="", encoding="utf-8", errors="replace") as f:
-            for row in csv.DictReader(f):
-                key = f"{split}/{row['Dialogue_ID']}_{row['Utterance_ID']}"
-                rows.append((key, row["Utterance"], 0.0))
-                classes[key] = MELD_CLASSES[row["Sentiment"].strip().lower()]
-        corpus = _corpus("meld", split, rows)
-        out[split] = (corpus, np.array([classes[i] for i in corpus.ids], dtype=np.int64))
-    return out
-
-
 def _version(*objects: object) -> str:
     """Hash of the extractor code and settings that made cached features."""
     digest = hashlib.sha256()
@@ -143,14 +114,14 @@ def _version(*objects: object) -> str:
 def _cached(
     name: str, key: str, make: Callable[[], dict[str, np.ndarray]], cache_dir: Path | None
 ) -> dict[str, np.ndarray]:
-    folder = (cache_dir or default_cache_dir()) / "source-features"
+    folder = (cache_dir or locations.cache_dir()) / "source-features"
     path = folder / f"{name}-{key}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
     log.info("%s: extracting features (once; cached in %s)", name, folder)
     arrays = make()
-    save_npz_atomic(path, arrays)
+    write_via_atomic(path, lambda tmp: np.savez(tmp, **arrays))
     return arrays
 
 
@@ -220,7 +191,7 @@ def _audio_source(
 
 def load_emodb(shared: Path | None = None, cache_dir: Path | None = None) -> dict[str, SourceSamples]:
     """EmoDB as audio-only samples, split by speaker ("train", "test" = ``EMODB_HELD_OUT_SPEAKERS``)."""
-    folder = (shared or default_shared_dir()) / "data" / "emodb"
+    folder = (shared or locations.shared_dir()) / "data" / "emodb"
     files = []
     with open(folder / "audio_labels.csv", newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
@@ -234,7 +205,7 @@ def load_emodb(shared: Path | None = None, cache_dir: Path | None = None) -> dic
 
 def load_speech_valence(shared: Path | None = None, cache_dir: Path | None = None) -> dict[str, SourceSamples]:
     """speech_valence as audio-only samples, valence x 3; files numbered 0, 5, 10, ... held out."""
-    folder = (shared or default_shared_dir()) / "data" / "speech_valence"
+    folder = (shared or locations.shared_dir()) / "data" / "speech_valence"
     files = []
     with open(folder / "valence.csv", newline="", encoding="utf-8") as f:
         for row in csv.reader(f):
@@ -308,7 +279,7 @@ def taiwan_valence(props: dict[str, float]) -> float:
 
 def load_taiwan(shared: Path | None = None, cache_dir: Path | None = None) -> dict[str, SourceSamples]:
     """Taiwan posed faces as one-frame vision samples with soft valence, split by performer."""
-    folder = (shared or default_shared_dir()) / "data" / "faces" / "taiwan"
+    folder = (shared or locations.shared_dir()) / "data" / "faces" / "taiwan"
     items = []
     with open(folder / "labels.csv", newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
@@ -325,7 +296,7 @@ def load_muxspace(shared: Path | None = None, cache_dir: Path | None = None) -> 
     Happiness and neutral are capped at ``MUXSPACE_PER_MAJOR_CLASS`` photos each (first by
     file name) to keep extraction short and the classes less lopsided.
     """
-    folder = (shared or default_shared_dir()) / "data" / "faces" / "muxspace"
+    folder = (shared or locations.shared_dir()) / "data" / "faces" / "muxspace"
     items, per_class = [], {}
     with open(folder / "labels.csv", newline="", encoding="utf-8") as f:
         rows = sorted(csv.DictReader(f), key=lambda r: r["path"])

@@ -1,6 +1,6 @@
 """Held-out scores of MIAR weights.
 
-    python -m model.evaluate [--weights weights/miar-v1] [--seeds 0,1,2] [--ablations]
+    python -m model.training.evaluate [--weights weights/miar-v1] [--seeds 0,1,2] [--ablations]
 
 - ``--weights W``: every held-out score of one weights folder: MOSI test (manual
   transcripts; MMSA's MAE, Corr, Acc-2 and weighted F1 has-0 / non-0, Acc-7), the VADER
@@ -9,14 +9,16 @@
   emotions: happiness vs anger, disgust, fear, sadness), speech_valence held-out files
   (Pearson), Taiwan held-out performers and muxspace held-out people (sign accuracy on
   clearly positive/negative photos, |valence| >= 1).
-- ``--seeds 0,1,2``: trains the config (``--config``, default model/configs/miar-v1.json)
-  once per seed into ``$MIAR_CACHE/runs/`` (reused when present), then prints mean ± std.
+- ``--seeds 0,1,2``: trains the config (``--config``, default model/training/configs/miar-v1.json)
+  once per seed with the one training loop into ``<cache>/runs/`` (reused when present),
+  then prints mean ± std.
 - ``--ablations``: the same for the variants (text-only regressor, no interaction tokens,
   no contrastive loss, MPNet text encoder) and the full config, all at ``--ablation-epochs``.
 - ``--baseline``: also fits the reference ridge baseline (mean-pooled MiniLM sentence
   embeddings, MOSI train + VADER train, alpha picked on MOSI dev).
 
-MOSI test is read here only, never by training.
+Weights and the text encoder are loaded through ``pipeline.models.Models`` (parts "text"
+and "miar"), the holder the pipeline itself uses. MOSI test is read here only, never by training.
 """
 
 from __future__ import annotations
@@ -33,26 +35,21 @@ from typing import Any
 
 import numpy as np
 
-from extractors import face as face_mod
-from extractors import voice as voice_mod
+from extractors.errors import ExtractionError
 from extractors.text import TextEncoder, TextOptions
-from model import sources as src
-from model.checkpoint import (
-    CheckpointError,
-    LoadedMiar,
-    load_checkpoint,
-    save_checkpoint,
-)
-from model.data import (
-    SampleInput,
-    default_cache_dir,
-    default_shared_dir,
-    encode_corpus,
-    load_mosi,
-    load_sst5,
-    load_vader,
-)
+from model.batch import SampleInput
+from model.checkpoint import CheckpointError, LoadedMiar, read_weights_config
 from model.metrics import mosi_metrics
+from model.schema import SCORE_MAX, SCORE_MIN, sentiment_bin
+from model.training import sources as src
+from model.training.assemble import VADER_SPLIT_SEED, load_training_data
+from model.training.corpora import TextCorpus, encode_corpus, load_meld, load_mosi, load_sst5, load_vader
+from model.training.loop import TrainOptions, train_model
+from model.training.train import DEFAULT_CONFIG, write_weights
+from pipeline.config import PipelineConfig
+from pipeline.models import Models
+from storage.files import write_text_atomic
+from storage.locations import cache_dir, shared_dir
 
 __all__ = ["evaluate_weights", "ridge_baseline", "format_table", "train_seeds", "ABLATIONS", "main"]
 
@@ -71,19 +68,24 @@ COLUMNS: tuple[tuple[str, str, bool], ...] = (
 )
 #: Text held-out sets ``evaluate_weights`` scores by default.
 TEXT_SETS: tuple[str, ...] = ("mosi", "vader", "sst5", "meld")
+#: Overrides that turn off what text-only sources give nothing to act on (the loop refuses them otherwise):
+#: mixing and modality dropout need audio or vision, the alignment loss two modalities.
+TEXT_ONLY: dict[str, Any] = {"mix_rate": 0.0, "modality_dropout": 0.0, "align_weight": 0.0}
+#: Without MELD there is no class target: no class loss, no class head ("dims": {"n_classes": 0}).
+NO_CLASSES: dict[str, Any] = {"class_weight": 0.0}
 #: Ablation variants: name -> (description, overrides of TrainOptions fields; "dims"/"text" merge).
 ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "full MIAR": ("the config as is", {}),
     "text-only regressor": ("the config's text sources only (MOSI, VADER, MELD); audio/vision never seen",
-                            {"sources": ("mosi", "vader", "meld"), "mix_rate": 0.0}),
+                            {"sources": ("mosi", "vader", "meld"), **TEXT_ONLY}),
     "no interaction tokens": ("global tokens = own pooled summaries, no cross-modal attention",
                               {"dims": {"interaction": False}}),
     "no contrastive loss": ("align_weight 0", {"align_weight": 0.0}),
     "MiniLM, MOSI text only": ("MOSI train only, MiniLM-L6 tokens (pair with the next row)",
-                               {"sources": ("mosi",), "mix_rate": 0.0}),
+                               {"sources": ("mosi",), **TEXT_ONLY, **NO_CLASSES, "dims": {"n_classes": 0}}),
     "MPNet, MOSI text only": ("MOSI train only, all-mpnet-base-v2 tokens (768-d)",
-                              {"sources": ("mosi",), "mix_rate": 0.0, "text": {"encoder": "all-mpnet-base-v2"},
-                               "dims": {"text_dim": 768}}),
+                              {"sources": ("mosi",), **TEXT_ONLY, **NO_CLASSES,
+                               "text": {"encoder": "all-mpnet-base-v2"}, "dims": {"text_dim": 768, "n_classes": 0}}),
 }
 #: Variants scored on MOSI test only (their encoder's features for the other text sets are not cached).
 MOSI_ONLY_EVAL: frozenset[str] = frozenset({"MiniLM, MOSI text only", "MPNet, MOSI text only"})
@@ -115,14 +117,14 @@ def _sign_accuracy(pred: np.ndarray, label: np.ndarray, clear: float, balanced: 
         else float("nan")
 
 
-def _load(weights: Path) -> LoadedMiar:
+def _models_config(weights: Path) -> PipelineConfig:
+    """A pipeline config whose text encoder and token limit are those the weights were trained with."""
+    config = read_weights_config(weights)
     try:
-        with open(weights / "config.json", encoding="utf-8") as f:
-            encoder = str(json.load(f)["text_encoder"])
-    except (OSError, ValueError, KeyError) as e:
-        raise CheckpointError(f"{weights}: config.json missing or without text_encoder: {e}") from e
-    return load_checkpoint(weights, expected_encoder=encoder, expected_audio_columns=voice_mod.COLUMNS,
-                           expected_vision_columns=face_mod.COLUMNS)
+        text = TextOptions(encoder=str(config["text_encoder"]), max_tokens=int(config["max_tokens"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{weights}/config.json lacks a usable text_encoder / max_tokens: {e}") from e
+    return PipelineConfig(text=text, weights_dir=weights)
 
 
 def evaluate_weights(
@@ -139,13 +141,17 @@ def evaluate_weights(
     Raises:
         CheckpointError: The weights cannot be loaded.
     """
-    shared = shared or default_shared_dir()
-    miar = _load(Path(weights))
-    options = TextOptions(encoder=miar.text_encoder, max_tokens=int(miar.config["max_tokens"]))
-    encoder = TextEncoder(options)
+    shared = shared or shared_dir()
+    config = _models_config(Path(weights))
+    with Models.load(config, parts=("text", "miar")) as models:
+        assert models.text_encoder is not None and models.miar is not None
+        return _scores(models.miar, models.text_encoder, config.text.max_tokens, shared, cache, text_sets)
 
-    def text_scores(corpus: Any) -> tuple[np.ndarray, list[SampleInput]]:
-        samples = encode_corpus(corpus, encoder, options.max_tokens, cache)
+
+def _scores(miar: LoadedMiar, encoder: TextEncoder, max_tokens: int, shared: Path, cache: Path | None,
+            text_sets: tuple[str, ...]) -> dict[str, float]:
+    def text_scores(corpus: TextCorpus) -> tuple[np.ndarray, list[SampleInput]]:
+        samples = encode_corpus(corpus, encoder, max_tokens, cache)
         return miar.predict(samples), samples
 
     scores: dict[str, float] = {}
@@ -154,7 +160,7 @@ def evaluate_weights(
         if key != "n":
             scores[f"mosi_{key}"] = value
     if "vader" in text_sets:
-        vader = load_vader(shared, seed=0)["dev"]
+        vader = load_vader(shared, seed=VADER_SPLIT_SEED)["dev"]
         scores["vader_corr"] = _pearson(text_scores(vader)[0], vader.labels)
     if "sst5" in text_sets:
         sst5 = load_sst5(shared)["dev"]
@@ -162,10 +168,11 @@ def evaluate_weights(
         scores["sst5_corr"] = _pearson(pred, sst5.labels)
         scores["sst5_mae"] = float(np.mean(np.abs(pred - sst5.labels)))
     if "meld" in text_sets:
-        meld, meld_classes = src.load_meld(shared)["test"]
+        meld, meld_classes = load_meld(shared)["test"]
         pred, samples = text_scores(meld)
         probs = miar.class_probabilities(samples)
-        guess = probs.argmax(axis=1) if probs.shape[1] else np.digitize(pred, [-0.5, 0.5])  # no head: thresholds
+        # no class head: the polarity the outputs would print
+        guess = probs.argmax(axis=1) if probs.shape[1] else np.array([sentiment_bin(float(p)) for p in pred])
         scores["meld_acc3"] = float(np.mean(guess == meld_classes))
     for name, load, metric in (("emodb", src.load_emodb, "sign"), ("speech_valence", src.load_speech_valence, "corr"),
                                ("taiwan", src.load_taiwan, "sign"), ("muxspace", src.load_muxspace, "sign")):
@@ -188,42 +195,41 @@ def ridge_baseline(shared: Path | None = None) -> dict[str, float]:
     from sklearn.linear_model import Ridge
 
     options = TextOptions()
-    encoder = TextEncoder(options)
     mosi = load_mosi(shared)
-    vader = load_vader(shared, seed=0)
-    x = {name: _mean_pooled(encode_corpus(c, encoder, options.max_tokens))
-         for name, c in (("mosi_train", mosi["train"]), ("vader", vader["train"]), ("dev", mosi["dev"]),
-                         ("test", mosi["test"]), ("vader_dev", vader["dev"]))}
+    vader = load_vader(shared, seed=VADER_SPLIT_SEED)
+    with Models.load(PipelineConfig(text=options), parts=("text",)) as models:
+        assert models.text_encoder is not None
+        x = {name: _mean_pooled(encode_corpus(c, models.text_encoder, options.max_tokens))
+             for name, c in (("mosi_train", mosi["train"]), ("vader", vader["train"]), ("dev", mosi["dev"]),
+                             ("test", mosi["test"]), ("vader_dev", vader["dev"]))}
     x_train = np.concatenate([x["mosi_train"], x["vader"]])
     y_train = np.concatenate([mosi["train"].labels, vader["train"].labels])
     best_alpha, best_mae = RIDGE_ALPHAS[0], np.inf
     for alpha in RIDGE_ALPHAS:
-        mae = mosi_metrics(np.clip(Ridge(alpha=alpha).fit(x_train, y_train).predict(x["dev"]), -3, 3),
+        mae = mosi_metrics(np.clip(Ridge(alpha=alpha).fit(x_train, y_train).predict(x["dev"]), SCORE_MIN, SCORE_MAX),
                            mosi["dev"].labels).mae
         if mae < best_mae:
             best_alpha, best_mae = alpha, mae
     ridge = Ridge(alpha=best_alpha).fit(x_train, y_train)
-    metrics = mosi_metrics(np.clip(ridge.predict(x["test"]), -3, 3), mosi["test"].labels)
+    metrics = mosi_metrics(np.clip(ridge.predict(x["test"]), SCORE_MIN, SCORE_MAX), mosi["test"].labels)
     out = {f"mosi_{k}": v for k, v in metrics.as_dict().items() if k != "n"}
     out["vader_corr"] = _pearson(ridge.predict(x["vader_dev"]), vader["dev"].labels)
     out["alpha"] = best_alpha
     return out
 
 
-def _variant_options(config: Path, overrides: dict[str, Any], seed: int, epochs: int | None) -> Any:
-    from model.miar import MiarDims
-    from model.train import TrainOptions
-
+def _variant_options(config: Path, overrides: dict[str, Any], seed: int, epochs: int | None) -> TrainOptions:
     options = TrainOptions.from_json(config)
     plain = {k: v for k, v in overrides.items() if k not in ("dims", "text")}
     if "dims" in overrides:
         plain["dims"] = replace(options.dims, **overrides["dims"])
     if "text" in overrides:
         plain["text"] = replace(options.text, **overrides["text"])
+    if "sources" in overrides:  # the config weighs sources the variant drops
+        plain["source_weights"] = {k: w for k, w in options.source_weights.items() if k in overrides["sources"]}
     options = replace(options, seed=seed, **plain)
     if epochs:
         options = replace(options, epochs=epochs)
-    assert isinstance(options.dims, MiarDims)
     return options
 
 
@@ -231,15 +237,12 @@ def train_seeds(
     config: Path, seeds: list[int], overrides: dict[str, Any] | None = None, epochs: int | None = None,
     shared: Path | None = None, cache: Path | None = None, text_sets: tuple[str, ...] = TEXT_SETS,
 ) -> list[dict[str, float]]:
-    """Train (or reuse) one weights folder per seed under ``$MIAR_CACHE/runs`` and score each.
+    """Train (or reuse) one weights folder per seed under ``<cache>/runs`` and score each.
 
     A run's folder name is a hash of its full options, so a changed config retrains and an
     unchanged one is only scored (its scores are cached beside the weights too).
     """
-    from extractors.text import TEXT_EXTRACTOR_VERSION
-    from model.train import load_training_data, train_model
-
-    root = (cache or default_cache_dir()) / "runs"
+    root = (cache or cache_dir()) / "runs"
     results, data, data_key = [], None, None
     for seed in seeds:
         options = _variant_options(config, overrides or {}, seed, epochs)
@@ -254,16 +257,11 @@ def train_seeds(
             key = (options.sources, options.text)
             if data is None or key != data_key:
                 data, data_key = load_training_data(options, shared, cache), key
-            model, stats, summary = train_model(options, data, log_every_epoch=False)
-            save_checkpoint(folder, model, text_encoder=options.text.encoder,
-                            text_extractor_version=TEXT_EXTRACTOR_VERSION, max_tokens=options.text.max_tokens,
-                            audio_columns=voice_mod.COLUMNS, vision_columns=face_mod.COLUMNS, stats=stats,
-                            trained_modalities=options.modalities, training=summary)
+            write_weights(folder, train_model(options, data, log_every_epoch=False), data.spec)
         scores = evaluate_weights(folder, shared, cache, text_sets)
         with open(folder / "config.json", encoding="utf-8") as f:
             scores["train_seconds"] = json.load(f)["training"]["train_seconds"]
-        with open(scores_path, "w", encoding="utf-8") as f:
-            json.dump(scores, f)
+        write_text_atomic(scores_path, json.dumps(scores))
         results.append(scores)
     return results
 
@@ -290,9 +288,10 @@ def format_table(rows: dict[str, list[dict[str, float]]]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m model.evaluate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m model.training.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, default=None, help="score this weights folder")
-    parser.add_argument("--config", type=Path, default=Path("model/configs/miar-v1.json"), help="training config")
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                        help=f"training config (default model/training/configs/{DEFAULT_CONFIG.name})")
     parser.add_argument("--seeds", default=None, help="train (cached) and score these seeds, e.g. 0,1,2")
     parser.add_argument("--ablations", action="store_true", help="also train and score the ablation variants")
     parser.add_argument("--ablation-epochs", type=int, default=4, help="epochs of every ablation run (default 4)")
@@ -306,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    shared = args.shared or default_shared_dir()
+    shared = args.shared or shared_dir()
     start = time.perf_counter()
     rows: dict[str, list[dict[str, float]]] = {}
     try:
@@ -324,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
                 sys.stdout.flush()
         if args.baseline:
             rows["ridge MiniLM (MOSI+VADER)"] = [ridge_baseline(shared)]
-    except (CheckpointError, FileNotFoundError) as e:
+    except (CheckpointError, ExtractionError, OSError, ValueError) as e:
         log.error("%s", e)
         return 1
     if not rows:

@@ -1,0 +1,161 @@
+"""Training data for the one loop: the curated sources, or a features folder.
+
+- ``load_training_data(options)``: the curated sources named in ``options.sources``
+  (``SOURCE_MODALITY``), text encoded through ``pipeline.models.Models`` and cached
+  (``model.training.corpora``), audio and vision through the extractors
+  (``model.training.sources``); MOSI dev selects. MOSI test is never read here.
+- ``load_features_data(folder)``: a features folder written by ``python -m pipeline extract``
+  (format: ``model.feature_store``) as one multimodal source ``"features"`` (its train split);
+  its valid split selects. The text encoder, token limit and columns come from its manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from extractors import face as face_mod
+from extractors import voice as voice_mod
+from extractors.text import TEXT_EXTRACTOR_VERSION
+from model.batch import SampleInput
+from model.feature_store import load_split, read_manifest
+from model.schema import MODALITIES
+from model.training import corpora
+from model.training import sources as src
+from model.training.loop import NO_CLASS, FeatureSpec, TrainingData, TrainOptions, check_options
+from pipeline.config import PipelineConfig
+from pipeline.models import Models
+
+__all__ = ["SOURCE_MODALITY", "CLASS_SOURCES", "FEATURES_SOURCE", "LABEL_MAPPINGS", "VADER_SPLIT_SEED",
+           "load_training_data", "load_features_data"]
+
+log = logging.getLogger(__name__)
+
+#: Every curated source a config may name, with the modality it brings.
+SOURCE_MODALITY: dict[str, str] = {
+    "mosi": "text", "vader": "text", "sst5": "text", "meld": "text",
+    "emodb": "audio", "speech_valence": "audio", "taiwan": "vision", "muxspace": "vision",
+}
+#: Curated sources with class targets (for ``class_weight``).
+CLASS_SOURCES: frozenset[str] = frozenset({"meld"})
+#: The one source of a features folder.
+FEATURES_SOURCE = "features"
+#: How each curated source's labels reach the MOSI scale (recorded in the weights).
+LABEL_MAPPINGS: dict[str, Any] = {
+    "mosi": "label as is", "vader": "valence x 0.75 ([-4,4] -> [-3,3])",
+    "sst5": "classes 0..4 -> -3, -1.5, 0, 1.5, 3",
+    "meld": "negative/neutral/positive -> class 0/1/2 (aux head)",
+    "emodb": src.EMODB_VALENCE, "speech_valence": "valence x 3",
+    "taiwan": "rater-weighted " + json.dumps(src.TAIWAN_VALENCE), "muxspace": src.FACE_VALENCE,
+}
+#: The VADER held-out slice is fixed (seed 0) whatever the training seed, so every run is scored on one slice.
+VADER_SPLIT_SEED = 0
+
+
+def _curated_kinds(names: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    return {n: (SOURCE_MODALITY[n],) for n in names if n in SOURCE_MODALITY}
+
+
+def load_training_data(options: TrainOptions, shared: Path | None = None, cache: Path | None = None) -> TrainingData:
+    """Build (or read from the caches) every curated source's training samples and MOSI dev.
+
+    The options are checked first (``loop.option_refusals``), so a config that would be
+    refused costs no extraction.
+
+    Args:
+        options: The config (its sources and text encoder).
+        shared: The team's data folder (default ``storage.locations.shared_dir()``).
+        cache: Feature cache root (default ``storage.locations.cache_dir()``).
+
+    Raises:
+        ValueError: Unknown source, "mosi" missing, a refused option, or an encoder unlike ``dims.text_dim``.
+        FileNotFoundError: A source's files are not under ``shared``.
+    """
+    unknown = sorted(set(options.sources) - set(SOURCE_MODALITY))
+    if "mosi" not in options.sources or unknown:
+        raise ValueError(f"sources must include 'mosi' (its dev split selects the epoch) and only "
+                         f"{sorted(SOURCE_MODALITY)}; unknown {unknown}")
+    check_options(options, _curated_kinds(tuple(SOURCE_MODALITY)), CLASS_SOURCES)
+    samples: dict[str, list[SampleInput]] = {}
+    labels: dict[str, np.ndarray] = {}
+    classes: dict[str, np.ndarray] = {}
+    with Models.load(PipelineConfig(text=options.text), parts=("text",)) as models:
+        encoder = models.text_encoder
+        assert encoder is not None
+        if encoder.dim != options.dims.text_dim:
+            raise ValueError(f"text encoder {encoder.name} gives {encoder.dim}-d tokens, dims.text_dim is "
+                             f"{options.dims.text_dim}")
+        mosi = corpora.load_mosi(shared)
+        text_corpora = {"mosi": mosi["train"]}
+        if "vader" in options.sources:
+            text_corpora["vader"] = corpora.load_vader(shared, seed=VADER_SPLIT_SEED)["train"]
+        if "sst5" in options.sources:
+            text_corpora["sst5"] = corpora.load_sst5(shared)["train"]
+        for name, corpus in text_corpora.items():
+            samples[name] = corpora.encode_corpus(corpus, encoder, options.text.max_tokens, cache)
+            labels[name] = corpus.labels.astype(np.float32)
+            classes[name] = np.full(len(corpus), NO_CLASS, np.int64)
+        if "meld" in options.sources:
+            corpus, meld_classes = corpora.load_meld(shared)["train"]
+            samples["meld"] = corpora.encode_corpus(corpus, encoder, options.text.max_tokens, cache)
+            labels["meld"] = np.full(len(corpus), np.nan, np.float32)  # no regression target
+            classes["meld"] = meld_classes
+        dev_samples = corpora.encode_corpus(mosi["dev"], encoder, options.text.max_tokens, cache)
+    loaders = {"emodb": src.load_emodb, "speech_valence": src.load_speech_valence,
+               "taiwan": src.load_taiwan, "muxspace": src.load_muxspace}
+    for name, load in loaders.items():
+        if name in options.sources:
+            part = load(shared, cache)["train"]
+            samples[name], labels[name] = list(part.samples), part.labels
+            classes[name] = np.full(len(part), NO_CLASS, np.int64)
+    spec = FeatureSpec(options.text.encoder, TEXT_EXTRACTOR_VERSION, options.text.max_tokens,
+                       voice_mod.COLUMNS, face_mod.COLUMNS)
+    return TrainingData(
+        samples, labels, classes, _curated_kinds(tuple(samples)), dev_samples, mosi["dev"].labels,
+        "MOSI dev (manual transcripts)", spec,
+        notes={"label_mappings": {n: LABEL_MAPPINGS[n] for n in SOURCE_MODALITY}},
+    )
+
+
+def load_features_data(folder: Path) -> TrainingData:
+    """A features folder as ``TrainingData``: one source ``"features"`` (train split), valid selects.
+
+    The source's modalities are those present in at least one training clip. Without a
+    valid split the train split selects (logged as a warning and named in the summary).
+
+    Raises:
+        ValueError: Not a features folder of ``model.feature_store.FEATURES_FORMAT``, a manifest
+            without encoder, token limit or columns, or no training samples.
+    """
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    missing = [k for k in ("text_encoder", "text_extractor_version", "max_tokens", "audio_columns",
+                           "vision_columns") if k not in manifest]
+    if missing:
+        raise ValueError(f"{folder}: manifest lacks {missing}; extract the features again")
+    train_samples, train_labels, _ = load_split(folder, "train")
+    if not train_samples:
+        raise ValueError(f"{folder}: no training samples (mode 'train' in label.csv)")
+    valid_samples, valid_labels, _ = load_split(folder, "valid")
+    if valid_samples:
+        select_samples, select_labels, select_name = valid_samples, valid_labels, "the features' valid split"
+    else:
+        log.warning("%s: no valid split; the epoch is selected on the train split", folder)
+        select_samples, select_labels, select_name = train_samples, train_labels, "the features' train split " \
+            "(no valid split)"
+    kinds = tuple(m for m in MODALITIES
+                  if any(v is not None and len(v) for v in (s.modality(m)[0] for s in train_samples)))
+    spec = FeatureSpec(str(manifest["text_encoder"]), str(manifest["text_extractor_version"]),
+                       int(manifest["max_tokens"]), tuple(manifest["audio_columns"]),
+                       tuple(manifest["vision_columns"]))
+    notes = {"features": {"folder": str(folder), "dataset": manifest.get("dataset"),
+                          "asr_model": manifest.get("asr_model"), "counts": manifest.get("counts")}}
+    return TrainingData(
+        {FEATURES_SOURCE: train_samples}, {FEATURES_SOURCE: train_labels},
+        {FEATURES_SOURCE: np.full(len(train_samples), NO_CLASS, np.int64)}, {FEATURES_SOURCE: kinds},
+        select_samples, select_labels, select_name, spec, notes,
+    )

@@ -1,0 +1,226 @@
+"""Text corpora for training and evaluation, and their encoded-feature cache.
+
+Training text comes from MOSI (the benchmark, labels in [-3, 3]) and, as extra text-only
+sources, VADER (valence in [-4, 4], scaled by 0.75), SST-5 (classes 0..4 mapped to -3,
+-1.5, 0, 1.5, 3) and MELD (negative / neutral / positive as classes of an auxiliary head;
+no intensity, so no regression target). Every corpus is read from the team's data
+(``storage.locations.shared_dir() / "data"`` unless a folder is given).
+
+Encoded token features are cached under ``storage.locations.cache_dir() / "text-features"``,
+keyed by encoder, text-extractor version, token limit and the texts themselves, so
+retraining never re-encodes and a changed encoder never reuses stale features.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from extractors.text import TEXT_EXTRACTOR_VERSION, TextEncoder, normalise_text
+from model.batch import SampleInput
+from storage.files import write_via_atomic
+from storage.locations import cache_dir, shared_dir
+
+__all__ = [
+    "TextCorpus",
+    "VADER_TO_MOSI",
+    "SST5_TO_MOSI",
+    "VADER_FILES",
+    "MELD_CLASSES",
+    "make_corpus",
+    "load_mosi",
+    "load_vader",
+    "load_sst5",
+    "load_meld",
+    "encode_corpus",
+]
+
+log = logging.getLogger(__name__)
+
+#: VADER's valence scale is [-4, 4]; MOSI's is [-3, 3].
+VADER_TO_MOSI = 0.75
+#: SST-5 classes (very negative .. very positive) on the MOSI scale.
+SST5_TO_MOSI: tuple[float, ...] = (-3.0, -1.5, 0.0, 1.5, 3.0)
+VADER_FILES: tuple[str, ...] = (
+    "tweets_GroundTruth.txt", "movieReviewSnippets_GroundTruth.txt", "amazonReviewSnippets_GroundTruth.txt",
+)
+#: MELD sentiment -> class index of the auxiliary head (the order of ``model.schema.POLARITIES``).
+MELD_CLASSES: dict[str, int] = {"negative": 0, "neutral": 1, "positive": 2}
+
+
+@dataclass(frozen=True)
+class TextCorpus:
+    """Labelled sentences of one source and split, already normalised.
+
+    Attributes:
+        name: "mosi", "vader", "sst5" or "meld".
+        split: "train", "dev" or "test".
+        ids: One id per sentence.
+        texts: Normalised sentences (``normalise_text``), none empty.
+        labels: (N,) float32 sentiment on the MOSI scale [-3, 3] (0.0 for MELD, which has none).
+    """
+
+    name: str
+    split: str
+    ids: tuple[str, ...]
+    texts: tuple[str, ...]
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def _data(shared: Path | None, name: str) -> Path:
+    return (shared or shared_dir()) / "data" / name
+
+
+def make_corpus(name: str, split: str, rows: list[tuple[str, str, float]]) -> TextCorpus:
+    """A corpus of ``(id, raw text, label)`` rows; sentences empty after normalisation are dropped."""
+    kept = [(i, normalise_text(t), y) for i, t, y in rows]
+    kept = [(i, t, y) for i, t, y in kept if t]
+    if len(kept) < len(rows):
+        log.info("%s/%s: %d empty sentences dropped after normalisation", name, split, len(rows) - len(kept))
+    return TextCorpus(
+        name, split, tuple(i for i, _, _ in kept), tuple(t for _, t, _ in kept),
+        np.array([y for _, _, y in kept], dtype=np.float32),
+    )
+
+
+def load_mosi(shared: Path | None = None) -> dict[str, TextCorpus]:
+    """CMU-MOSI manual transcripts and labels, by standard split ("train", "dev", "test").
+
+    Args:
+        shared: The team's data folder (default ``storage.locations.shared_dir()``).
+
+    Raises:
+        FileNotFoundError: ``data/mosi/label.csv`` is not under ``shared``.
+    """
+    path = _data(shared, "mosi") / "label.csv"
+    splits: dict[str, list[tuple[str, str, float]]] = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            splits.setdefault(row["mode"], []).append((row["id"], row["text"], float(row["label"])))
+    return {split: make_corpus("mosi", split, rows) for split, rows in splits.items()}
+
+
+def load_vader(shared: Path | None = None, dev_fraction: float = 0.1, seed: int = 0) -> dict[str, TextCorpus]:
+    """VADER's human-rated sentences (tweets, movie and product reviews) on the MOSI scale.
+
+    A seeded ``dev_fraction`` slice is held out as "dev" (VADER has no official split).
+    """
+    folder = _data(shared, "vader")
+    rows: list[tuple[str, str, float]] = []
+    for name in VADER_FILES:
+        with open(folder / name, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                parts = line.rstrip("\n").split("\t")
+                if len(parts) >= 3:
+                    rows.append((f"{name.split('_')[0]}/{parts[0]}", "\t".join(parts[2:]),
+                                 float(parts[1]) * VADER_TO_MOSI))
+    order = np.random.default_rng(seed).permutation(len(rows))
+    n_dev = int(round(dev_fraction * len(rows)))
+    dev, train = sorted(order[:n_dev].tolist()), sorted(order[n_dev:].tolist())
+    return {"train": make_corpus("vader", "train", [rows[i] for i in train]),
+            "dev": make_corpus("vader", "dev", [rows[i] for i in dev])}
+
+
+# SST is Penn-tokenised ("does n't", "it 's", "-lrb-"); join clitics back so that after
+# normalisation it reads like recognised speech ("doesn't", "it's").
+_SST_CLITIC = re.compile(r" (n't|'s|'re|'ve|'ll|'d|'m)\b")
+_SST_BRACKETS = re.compile(r"-(lrb|rrb|lsb|rsb|lcb|rcb)-")
+
+
+def _detokenise_sst(sentence: str) -> str:
+    return _SST_CLITIC.sub(r"\1", _SST_BRACKETS.sub(" ", sentence)).replace("``", " ").replace("''", " ")
+
+
+def load_sst5(shared: Path | None = None) -> dict[str, TextCorpus]:
+    """SST-5 sentences ("train", "dev"), classes 0..4 mapped to -3, -1.5, 0, 1.5, 3."""
+    folder = _data(shared, "sst5")
+    out = {}
+    for split in ("train", "dev"):
+        rows = []
+        with open(folder / f"stsa.fine.{split}", encoding="utf-8", errors="replace") as f:
+            for n, line in enumerate(f):
+                label, _, sentence = line.strip().partition(" ")
+                if sentence:
+                    rows.append((f"{split}/{n}", _detokenise_sst(sentence), SST5_TO_MOSI[int(label)]))
+        out[split] = make_corpus("sst5", split, rows)
+    return out
+
+
+def load_meld(shared: Path | None = None) -> dict[str, tuple[TextCorpus, np.ndarray]]:
+    """MELD utterances by split ("train", "dev", "test") with their 3-class sentiment index.
+
+    Returns:
+        Per split, the corpus (labels 0.0; MELD has no intensity) and (N,) int64 class ids
+        (``MELD_CLASSES``), aligned with the corpus after empty utterances are dropped.
+    """
+    folder = _data(shared, "meld")
+    out = {}
+    for split in ("train", "dev", "test"):
+        rows, classes = [], {}
+        with open(folder / f"{split}_sent_emo.csv", newline="", encoding="utf-8", errors="replace") as f:
+            for row in csv.DictReader(f):
+                key = f"{split}/{row['Dialogue_ID']}_{row['Utterance_ID']}"
+                rows.append((key, row["Utterance"], 0.0))
+                classes[key] = MELD_CLASSES[row["Sentiment"].strip().lower()]
+        corpus = make_corpus("meld", split, rows)
+        out[split] = (corpus, np.array([classes[i] for i in corpus.ids], dtype=np.int64))
+    return out
+
+
+def _cache_key(corpus: TextCorpus, encoder: TextEncoder, max_tokens: int) -> str:
+    digest = hashlib.sha256(f"{encoder.name}\n{TEXT_EXTRACTOR_VERSION}\n{max_tokens}\n".encode())
+    for text in corpus.texts:
+        digest.update(text.encode())
+        digest.update(b"\n")
+    return digest.hexdigest()[:16]
+
+
+def encode_corpus(
+    corpus: TextCorpus, encoder: TextEncoder, max_tokens: int, cache: Path | None = None
+) -> list[SampleInput]:
+    """Text-only ``SampleInput`` per sentence, encoded once and then read from the cache.
+
+    Token features are stored as float16 (halves the cache; MiniLM's hidden values are
+    small) under ``cache / "text-features"``; the file name carries a hash of encoder
+    name, extractor version, ``max_tokens`` and the texts, so any change re-encodes. The
+    file is written atomically, so one that exists is complete.
+
+    Args:
+        corpus: The sentences.
+        encoder: A loaded text encoder (its name is part of the key).
+        max_tokens: The encoder's ``TextOptions.max_tokens`` (part of the key).
+        cache: Cache root (default ``storage.locations.cache_dir()``).
+    """
+    folder = (cache or cache_dir()) / "text-features"
+    path = folder / f"{corpus.name}-{corpus.split}-{_cache_key(corpus, encoder, max_tokens)}.npz"
+    if path.is_file():
+        with np.load(path) as cached:
+            values, offsets = cached["values"], cached["offsets"]
+        log.info("%s/%s: %d sentences read from cache %s", corpus.name, corpus.split, len(corpus), path)
+    else:
+        log.info("%s/%s: encoding %d sentences with %s (once; cached in %s)",
+                 corpus.name, corpus.split, len(corpus), encoder.name, folder)
+        order = np.argsort([len(t) for t in corpus.texts], kind="stable")  # similar lengths pad less
+        encoded: list[np.ndarray] = [np.zeros(0)] * len(corpus)
+        step = 256
+        for start in range(0, len(order), step):
+            idx = order[start:start + step]
+            for i, feats in zip(idx, encoder.encode_batch([corpus.texts[i].split() for i in idx])):
+                encoded[i] = feats.values.astype(np.float16)
+            log.info("%s/%s: %d / %d encoded", corpus.name, corpus.split, min(start + step, len(order)), len(order))
+        offsets = np.cumsum([0] + [len(e) for e in encoded]).astype(np.int64)
+        values = np.concatenate(encoded, axis=0)
+        write_via_atomic(path, lambda tmp: np.savez(tmp, values=values, offsets=offsets))
+    return [
+        SampleInput(text=values[a:b], text_mask=np.ones(b - a, dtype=bool))
+        for a, b in zip(offsets[:-1], offsets[1:])
+    ]

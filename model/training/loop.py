@@ -1,0 +1,570 @@
+"""The one training loop of MIAR, for the curated sources and for a features folder alike.
+
+``train_model(options, data)`` takes a ``TrainingData`` (samples by source, each source
+with the modalities it brings, plus a selection set) and a ``TrainOptions`` (the JSON
+config). ``model.training.assemble`` builds the data: from the curated sources (MOSI,
+VADER, SST-5, MELD, EmoDB, speech_valence, faces; MOSI dev selects) or from a features
+folder written by ``python -m pipeline extract`` (one multimodal source "features"; its
+valid split selects). Each step:
+
+- draws a batch by source-balanced sampling (``source_weights``; ``epoch_size`` samples
+  per epoch, or one pass's worth when it is null);
+- masks ``token_dropout`` of the text tokens of every sample that has text;
+- gives a ``mix_rate`` share of the samples of text-only sources a random audio and
+  vision sample of the audio-only / vision-only sources, each kept with probability
+  1 - ``modality_dropout``; the label stays the text's (data without co-present
+  modalities then still shows the fusion head every pattern of presence);
+- drops each of audio and vision of a sample that has them *with* its text (a features
+  folder) with probability ``modality_dropout`` (classic modality dropout);
+- loss: L1 of the fused score + ``modality_head_weight`` x L1 of each present modality's
+  own head + ``align_weight`` x cross-modal sentiment-bin contrastive alignment
+  (``model.miar.sentiment_alignment_loss``; bins from ``model.schema.sentiment_bin``) +
+  ``class_weight`` x cross-entropy of the class targets (MELD);
+- AdamW, linear warm-up over the first epoch, cosine decay to 0 (``lr`` is the peak).
+
+After every epoch the selection set is scored; the epoch with the lowest MAE is kept.
+
+Every option either acts or is refused (``ValueError`` naming each offending key, before
+any training): a loss term, augmentation or head that the data gives nothing to act on
+is an error, not a silent no-op. See ``option_refusals`` and ``data_refusals``.
+Seeds are fixed (Python, NumPy, torch) and torch uses ``threads`` CPU threads, so a run on
+one machine repeats bit for bit.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from extractors.text import TextOptions
+from model.batch import ModalityStats, SampleInput, collate
+from model.metrics import MosiMetrics, mosi_metrics
+from model.miar import Miar, MiarDims, sentiment_alignment_loss
+from model.schema import MODALITIES, sentiment_bin
+
+__all__ = ["NO_CLASS", "FeatureSpec", "TrainingData", "TrainOptions", "TrainedMiar", "StepCallback",
+           "option_refusals", "data_refusals", "check_options", "fit_stats", "predict", "sentiment_bins",
+           "train_model"]
+
+log = logging.getLogger(__name__)
+
+#: No class target (every source but MELD).
+NO_CLASS = -1
+#: Modalities that can be attached to (mixing) or dropped from (modality dropout) a text sample.
+_NON_TEXT: tuple[str, ...] = tuple(m for m in MODALITIES if m != "text")
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What made the features of a ``TrainingData``; the weights record it and loading checks it.
+
+    Attributes:
+        text_encoder: Name of the text encoder the text features came from.
+        text_extractor_version: ``extractors.text.TEXT_EXTRACTOR_VERSION`` of those features.
+        max_tokens: Token limit the text features were made with.
+        audio_columns: Names of the audio feature columns (``extractors.voice.COLUMNS``).
+        vision_columns: Names of the vision feature columns (``extractors.face.COLUMNS``).
+    """
+
+    text_encoder: str
+    text_extractor_version: str
+    max_tokens: int
+    audio_columns: tuple[str, ...]
+    vision_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Training samples by source, plus the set that selects the epoch.
+
+    Attributes:
+        samples: Per source, its training samples (raw features, as ``SampleInput``).
+        labels: Per source, (N,) float32 regression targets on [-3, 3]; NaN where a sample
+            has none (MELD).
+        classes: Per source, (N,) int64 class targets, ``NO_CLASS`` where none.
+        modalities: Per source, the modalities its samples bring, in model order
+            (("text",) for MOSI, ("audio",) for EmoDB, ("text", "audio", "vision") for a
+            features folder).
+        select_samples: The selection set (MOSI dev, or a features folder's valid split).
+        select_labels: (M,) float32 labels of the selection set.
+        select_name: What the selection set is, for logs and the summary.
+        spec: What made the features (recorded in the weights).
+        notes: Extra entries of the training summary (label mappings, provenance).
+    """
+
+    samples: dict[str, list[SampleInput]]
+    labels: dict[str, np.ndarray]
+    classes: dict[str, np.ndarray]
+    modalities: dict[str, tuple[str, ...]]
+    select_samples: list[SampleInput]
+    select_labels: np.ndarray
+    select_name: str
+    spec: FeatureSpec
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def trained_modalities(self) -> tuple[str, ...]:
+        """Modalities any source brings, in model order: the network is fed these and no others."""
+        return tuple(m for m in MODALITIES if any(m in kinds for kinds in self.modalities.values()))
+
+    @property
+    def class_sources(self) -> tuple[str, ...]:
+        """Sources with at least one class target."""
+        return tuple(name for name, c in self.classes.items() if len(c) and bool((c >= 0).any()))
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Everything a training run depends on (read from the JSON config).
+
+    Defaults are "off" for every loss term and augmentation that needs more than one text
+    source can give, so ``TrainOptions()`` is a valid MOSI-only text regressor; the
+    shipped config (``configs/miar-v1.json``) sets every key.
+
+    Attributes:
+        seed: Seed of Python, NumPy and torch.
+        sources: Source names: the curated ones (``assemble.SOURCE_MODALITY``; "mosi" is
+            required, its dev split selects) or exactly ``("features",)`` for a features folder.
+        source_weights: Sampling weight per source (missing ones weigh 1; only listed sources,
+            each > 0); a batch draws each sample's source with these probabilities, then a
+            sample of it uniformly.
+        epoch_size: Samples drawn per epoch (>= ``batch_size``); null: one pass's worth
+            (the number of training samples, rounded up to whole batches).
+        epochs: Number of epochs (each ends with a selection-set evaluation).
+        batch_size: Samples per step.
+        lr: Peak AdamW learning rate (linear warm-up over the first epoch, cosine decay to 0).
+        weight_decay: AdamW weight decay.
+        align_weight: Weight of the cross-modal sentiment-bin contrastive loss; > 0 needs
+            data with at least two modalities.
+        modality_head_weight: Weight of the per-modality heads' L1 loss.
+        class_weight: Weight of the class cross-entropy; > 0 needs a source with class
+            targets (MELD) and ``dims.n_classes`` > 0, and ``dims.n_classes`` > 0 needs it > 0.
+        mix_rate: Share of text-only samples that get a random audio and vision sample
+            attached; > 0 needs a text-only source and an audio-only or vision-only source.
+        modality_dropout: Chance to drop each attached modality of a mixed sample, and each
+            of audio and vision of a sample that has them with its text; > 0 needs one of
+            the two to exist. In [0, 1).
+        token_dropout: Share of text tokens masked at random per training sample; > 0 needs
+            text. In [0, 1).
+        threads: torch CPU threads.
+        dims: Network shape (``text_dim``, ``audio_dim``, ``vision_dim`` must match the features).
+        text: Text encoder options: curated sources are encoded with them; a features folder
+            must have been made with the same ``encoder`` and ``max_tokens`` (``batch_size``
+            only sets encoding speed).
+    """
+
+    seed: int = 0
+    sources: tuple[str, ...] = ("mosi",)
+    source_weights: dict[str, float] = field(default_factory=dict)
+    epoch_size: int | None = 8000
+    epochs: int = 8
+    batch_size: int = 64
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    align_weight: float = 0.0
+    modality_head_weight: float = 0.3
+    class_weight: float = 0.0
+    mix_rate: float = 0.0
+    modality_dropout: float = 0.0
+    token_dropout: float = 0.1
+    threads: int = 1
+    dims: MiarDims = field(default_factory=MiarDims)
+    text: TextOptions = field(default_factory=TextOptions)
+
+    @classmethod
+    def from_json(cls, path: Path) -> TrainOptions:
+        """Options from a JSON file; unknown keys (also inside "dims" and "text") are an error.
+
+        Raises:
+            ValueError: Unreadable file, not an object, or unknown keys (typos must not pass silently).
+        """
+        try:
+            with open(path, encoding="utf-8") as f:
+                raw = json.load(f)
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path}: not a readable training config ({e})") from e
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: a JSON object expected, found {type(raw).__name__}")
+        for name, record, entries in (("", cls, raw), ("dims.", MiarDims, raw.get("dims", {})),
+                                      ("text.", TextOptions, raw.get("text", {}))):
+            if not isinstance(entries, dict):
+                raise ValueError(f"{path}: {name.rstrip('.')} must be an object")
+            unknown = sorted(set(entries) - {f.name for f in fields(record)})
+            if unknown:
+                raise ValueError(f"{path}: unknown keys {[name + k for k in unknown]}")
+        raw["dims"] = MiarDims(**raw.get("dims", {}))
+        raw["text"] = TextOptions(**raw.get("text", {}))
+        raw["sources"] = tuple(raw.get("sources", ("mosi",)))
+        return cls(**raw)
+
+
+@dataclass(frozen=True)
+class TrainedMiar:
+    """The result of ``train_model``.
+
+    Attributes:
+        model: The network in eval mode, with the weights of the selected epoch.
+        stats: Normalisation per modality (None for a modality training never saw).
+        modalities: The modalities it was trained on (and is fed at inference).
+        summary: The training summary recorded in the weights' config.json.
+    """
+
+    model: Miar
+    stats: dict[str, ModalityStats | None]
+    modalities: tuple[str, ...]
+    summary: dict[str, Any]
+
+
+#: Called after every optimiser step with (step index from 0, the learning rate that step
+#: used, its loss terms "reg", "mod", "align", "cls").
+StepCallback = Callable[[int, float, Mapping[str, float]], None]
+
+
+def option_refusals(
+    options: TrainOptions, source_modalities: Mapping[str, tuple[str, ...]], class_sources: Collection[str],
+) -> list[str]:
+    """What in ``options`` cannot act on sources of these kinds (empty: nothing refused).
+
+    Needs only the kind of each source, so a run is refused before any data is loaded.
+
+    Args:
+        options: The config.
+        source_modalities: Modalities of each source the options may name.
+        class_sources: Sources with class targets.
+
+    Returns:
+        One message per refused key, naming it and what to do.
+    """
+    problems: list[str] = []
+    listed = list(options.sources)
+    unknown = [s for s in listed if s not in source_modalities]
+    if not listed or unknown or len(set(listed)) != len(listed):
+        problems.append(f"sources {listed}: each once, at least one, from {sorted(source_modalities)}")
+        return problems
+    kinds = {s: source_modalities[s] for s in listed}
+    present = {m for k in kinds.values() for m in k}
+    text_only = [s for s, k in kinds.items() if k == ("text",)]
+    attachable = [s for s, k in kinds.items() if len(k) == 1 and k[0] in _NON_TEXT]
+    co_present = [s for s, k in kinds.items() if "text" in k and len(k) > 1]
+    has_class = any(s in class_sources for s in listed)
+
+    stray = sorted(set(options.source_weights) - set(listed))
+    if stray:
+        problems.append(f"source_weights names {stray}, which are not in sources")
+    if any(not (math.isfinite(w) and w > 0) for w in options.source_weights.values()):
+        problems.append("source_weights must be > 0 (drop a source from sources instead of weighting it 0)")
+    if options.epochs < 1 or options.batch_size < 1 or options.threads < 1:
+        problems.append("epochs, batch_size and threads must be >= 1")
+    if options.epoch_size is not None and options.epoch_size < options.batch_size:
+        problems.append(f"epoch_size {options.epoch_size} < batch_size {options.batch_size} (or null for one pass)")
+    if not options.lr > 0 or options.weight_decay < 0:
+        problems.append("lr must be > 0 and weight_decay >= 0")
+    if min(options.align_weight, options.modality_head_weight, options.class_weight) < 0:
+        problems.append("loss weights must be >= 0")
+    if options.align_weight > 0 and len(present) < 2:
+        problems.append(f"align_weight {options.align_weight} needs two modalities, sources bring only "
+                        f"{sorted(present)}: set align_weight 0")
+    if not 0 <= options.mix_rate <= 1:
+        problems.append("mix_rate must be in [0, 1]")
+    elif options.mix_rate > 0 and not (text_only and attachable):
+        problems.append(f"mix_rate {options.mix_rate} needs a text-only source and an audio-only or vision-only "
+                        f"source to attach; sources {listed} lack one: set mix_rate 0")
+    if not 0 <= options.modality_dropout < 1:
+        problems.append("modality_dropout must be in [0, 1)")
+    elif options.modality_dropout > 0 and not co_present and not (options.mix_rate > 0 and attachable):
+        problems.append(f"modality_dropout {options.modality_dropout} has nothing to drop (no audio or vision "
+                        "attached by mixing, no source with text and audio or vision together): set modality_dropout 0")
+    if not 0 <= options.token_dropout < 1:
+        problems.append("token_dropout must be in [0, 1)")
+    elif options.token_dropout > 0 and "text" not in present:
+        problems.append(f"token_dropout {options.token_dropout} needs text, sources bring none: set token_dropout 0")
+    if options.class_weight > 0 and not has_class:
+        problems.append(f"class_weight {options.class_weight} needs a source with class targets (meld), sources "
+                        f"{listed} have none: set class_weight 0 and dims.n_classes 0")
+    elif options.class_weight > 0 and options.dims.n_classes <= 0:
+        problems.append(f"class_weight {options.class_weight} needs a class head: set dims.n_classes (3 for meld)")
+    if options.dims.n_classes > 0 and not options.class_weight > 0:
+        problems.append(f"dims.n_classes {options.dims.n_classes} with class_weight {options.class_weight} would "
+                        "ship an untrained class head: set dims.n_classes 0 (or class_weight > 0 with meld)")
+    return problems
+
+
+def data_refusals(options: TrainOptions, data: TrainingData) -> list[str]:
+    """What in ``options`` does not fit the loaded data (empty: nothing refused)."""
+    problems: list[str] = []
+    if sorted(options.sources) != sorted(data.samples):
+        return [f"sources {list(options.sources)} differ from the data's {list(data.samples)}"
+                + (" (a features folder is the one source 'features': use configs/features.json)"
+                   if "features" in data.samples else "")]
+    empty = [name for name, samples in data.samples.items() if not samples]
+    if empty:
+        problems.append(f"sources {empty} have no training samples")
+    if not data.select_samples:
+        problems.append(f"the selection set ({data.select_name}) is empty")
+    spec, dims = data.spec, options.dims
+    if (options.text.encoder, options.text.max_tokens) != (spec.text_encoder, spec.max_tokens):
+        problems.append(f"text {options.text.encoder!r} / max_tokens {options.text.max_tokens}, but the features "
+                        f"were made with {spec.text_encoder!r} / {spec.max_tokens}: set text in the config to match")
+    for name, columns in (("audio", spec.audio_columns), ("vision", spec.vision_columns)):
+        if dims.input_dim(name) != len(columns):
+            problems.append(f"dims.{name}_dim {dims.input_dim(name)}, but the features have {len(columns)} "
+                            f"{name} columns")
+    for m in data.trained_modalities:
+        widths = {v.shape[1] for samples in data.samples.values() for s in samples
+                  for v in [s.modality(m)[0]] if v is not None and len(v)}
+        if widths and widths != {dims.input_dim(m)}:
+            problems.append(f"dims.{m}_dim {dims.input_dim(m)}, but the {m} features are {sorted(widths)} wide")
+    n_max = max((int(c.max()) for c in data.classes.values() if len(c)), default=NO_CLASS)
+    if options.dims.n_classes > 0 and n_max >= options.dims.n_classes:
+        problems.append(f"dims.n_classes {options.dims.n_classes}, but class ids go up to {n_max}")
+    return problems
+
+
+def check_options(
+    options: TrainOptions, source_modalities: Mapping[str, tuple[str, ...]], class_sources: Collection[str],
+    data: TrainingData | None = None,
+) -> None:
+    """Refuse options that cannot act (see ``option_refusals``; with ``data``, also ``data_refusals``).
+
+    Raises:
+        ValueError: One line naming every refused key.
+    """
+    problems = option_refusals(options, source_modalities, class_sources)
+    if data is not None and not problems:
+        problems = data_refusals(options, data)
+    if problems:
+        raise ValueError("training config refused: " + "; ".join(problems))
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _input_dims(dims: MiarDims) -> dict[str, int]:
+    return {m: dims.input_dim(m) for m in MODALITIES}
+
+
+def fit_stats(data: TrainingData) -> dict[str, ModalityStats | None]:
+    """Per-modality normalisation from the training samples (None for a modality no source brings)."""
+    stats: dict[str, ModalityStats | None] = {}
+    for m in MODALITIES:
+        arrays, masks = [], []
+        for name, samples in data.samples.items():
+            if m not in data.modalities[name]:
+                continue
+            for s in samples:
+                values, mask = s.modality(m)
+                if values is not None and len(values):
+                    arrays.append(values)
+                    masks.append(mask)
+        stats[m] = ModalityStats.fit(arrays, masks) if arrays else None
+    return stats
+
+
+def predict(
+    model: Miar, samples: Sequence[SampleInput], stats: dict[str, ModalityStats | None], use: Sequence[str],
+    batch_size: int = 128,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fused scores (N,) and class logits (N, n_classes) of ``model`` in eval mode."""
+    model.eval()
+    scores, logits = [], []
+    with torch.no_grad():
+        for start in range(0, len(samples), batch_size):
+            b = collate(samples[start:start + batch_size], _input_dims(model.dims), stats, use=use)
+            out = model(b.text, b.text_mask, b.audio, b.audio_mask, b.vision, b.vision_mask)
+            scores.append(out.score.numpy())
+            logits.append(out.class_logits.numpy())
+    return np.concatenate(scores), np.concatenate(logits)
+
+
+def sentiment_bins(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Sentiment bin per sample for the alignment loss: the class where there is one, else
+    ``model.schema.sentiment_bin`` of the label, ``NO_CLASS`` where there is neither."""
+    return np.array([int(c) if c >= 0 else NO_CLASS if np.isnan(y) else sentiment_bin(float(y))
+                     for y, c in zip(labels, classes)], np.int64)
+
+
+def _drop_tokens(sample: SampleInput, rate: float, rng: np.random.Generator) -> SampleInput:
+    if rate <= 0 or len(sample.text_mask) == 0:
+        return sample
+    keep = sample.text_mask & (rng.random(len(sample.text_mask)) >= rate)
+    if not keep.any():
+        keep = sample.text_mask
+    return replace(sample, text_mask=keep)
+
+
+def _drop_modalities(sample: SampleInput, rate: float, rng: np.random.Generator) -> SampleInput:
+    """Drop each present non-text modality with probability ``rate`` (the text stays)."""
+    dropped: dict[str, Any] = {}
+    for m in _NON_TEXT:
+        values, _ = sample.modality(m)
+        if values is not None and len(values) and rng.random() < rate:
+            dropped[m], dropped[f"{m}_mask"] = None, None
+    return replace(sample, **dropped) if dropped else sample
+
+
+def _draw_batch(
+    options: TrainOptions, data: TrainingData, names: list[str], probs: np.ndarray, rng: np.random.Generator,
+) -> tuple[list[SampleInput], np.ndarray, np.ndarray]:
+    """One source-balanced batch with token dropout, mixing and modality dropout."""
+    pools = {m: [n for n in names if data.modalities[n] == (m,)] for m in _NON_TEXT}
+    batch, labels, classes = [], [], []
+    for name in rng.choice(names, size=options.batch_size, p=probs):
+        i = int(rng.integers(len(data.samples[name])))
+        sample = _drop_tokens(data.samples[name][i], options.token_dropout, rng)
+        kinds = data.modalities[name]
+        if kinds == ("text",):
+            if rng.random() < options.mix_rate and any(pools.values()):
+                extra: dict[str, Any] = {}
+                for modality, pool in pools.items():
+                    if pool and rng.random() >= options.modality_dropout:
+                        other_name = pool[int(rng.integers(len(pool)))]
+                        other = data.samples[other_name][int(rng.integers(len(data.samples[other_name])))]
+                        extra[modality], extra[f"{modality}_mask"] = other.modality(modality)
+                sample = replace(sample, **extra)
+        elif "text" in kinds and len(kinds) > 1 and options.modality_dropout > 0:
+            sample = _drop_modalities(sample, options.modality_dropout, rng)
+        batch.append(sample)
+        labels.append(data.labels[name][i])
+        classes.append(data.classes[name][i])
+    return batch, np.asarray(labels, np.float32), np.asarray(classes, np.int64)
+
+
+def _steps_per_epoch(options: TrainOptions, data: TrainingData) -> int:
+    size = options.epoch_size
+    if size is None:
+        return max(1, math.ceil(sum(len(s) for s in data.samples.values()) / options.batch_size))
+    return max(1, size // options.batch_size)
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "__dataclass_fields__"):
+        return {f.name: getattr(obj, f.name) for f in fields(obj)}
+    raise TypeError(f"not JSON-serialisable: {type(obj)}")
+
+
+def train_model(
+    options: TrainOptions, data: TrainingData, *, on_step: StepCallback | None = None, log_every_epoch: bool = True,
+) -> TrainedMiar:
+    """Train one network on prepared data and keep the epoch with the lowest selection-set MAE.
+
+    Args:
+        options: The config (checked against ``data`` first).
+        data: Samples by source and the selection set.
+        on_step: Called after each optimiser step (learning rate and loss terms), e.g. by tests.
+        log_every_epoch: Log one line per epoch (INFO).
+
+    Returns:
+        The network (eval mode), its normalisation, its modalities and the training summary.
+
+    Raises:
+        ValueError: An option cannot act on this data (see ``option_refusals``, ``data_refusals``).
+    """
+    check_options(options, data.modalities, data.class_sources, data)
+    start_time = time.perf_counter()
+    torch.set_num_threads(options.threads)
+    _seed_everything(options.seed)
+    stats = fit_stats(data)
+    names = list(options.sources)
+    weights = np.array([options.source_weights.get(n, 1.0) for n in names], np.float64)
+    probs = weights / weights.sum()
+    model = Miar(options.dims)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+    steps_per_epoch = _steps_per_epoch(options, data)
+    total_steps = steps_per_epoch * options.epochs
+
+    def lr_at(step: int) -> float:
+        if step < steps_per_epoch:
+            return (step + 1) / steps_per_epoch
+        progress = (step - steps_per_epoch) / max(1, total_steps - steps_per_epoch)
+        return 0.5 * (1.0 + np.cos(np.pi * progress))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_at)
+    rng = np.random.default_rng(options.seed)
+    dims = _input_dims(options.dims)
+    use = data.trained_modalities
+    best: tuple[float, int, dict[str, torch.Tensor], MosiMetrics] | None = None
+    history = []
+    step = 0
+    for epoch in range(1, options.epochs + 1):
+        model.train()
+        sums = {"reg": 0.0, "mod": 0.0, "align": 0.0, "cls": 0.0}
+        for _ in range(steps_per_epoch):
+            samples, labels, classes = _draw_batch(options, data, names, probs, rng)
+            batch = collate(samples, dims, stats, use=use)
+            out = model(batch.text, batch.text_mask, batch.audio, batch.audio_mask, batch.vision, batch.vision_mask)
+            target = torch.from_numpy(np.nan_to_num(labels))
+            has_target = torch.from_numpy(~np.isnan(labels))
+            zero = out.score.new_zeros(())
+            regression = F.l1_loss(out.score[has_target], target[has_target]) if has_target.any() else zero
+            per_modality = out.present & has_target[:, None]
+            modality = ((out.modality_scores - target[:, None]).abs()[per_modality].mean()
+                        if per_modality.any() else zero)
+            cls_target = torch.from_numpy(classes)
+            with_class = cls_target >= 0
+            classification = (F.cross_entropy(out.class_logits[with_class], cls_target[with_class])
+                              if options.dims.n_classes and with_class.any() else zero)
+            alignment = (sentiment_alignment_loss(out, torch.from_numpy(sentiment_bins(labels, classes)),
+                                                  model.temperature)
+                         if options.align_weight > 0 else zero)
+            loss = (regression + options.modality_head_weight * modality + options.align_weight * alignment
+                    + options.class_weight * classification)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            lr = float(optimiser.param_groups[0]["lr"])
+            optimiser.step()
+            scheduler.step()
+            terms = {"reg": float(regression.detach()), "mod": float(modality.detach()),
+                     "align": float(alignment.detach()), "cls": float(classification.detach())}
+            for key, value in terms.items():
+                sums[key] += value / steps_per_epoch
+            if on_step is not None:
+                on_step(step, lr, terms)
+            step += 1
+        dev = mosi_metrics(predict(model, data.select_samples, stats, use)[0], data.select_labels)
+        history.append({"epoch": epoch, "lr": lr, "train": {k: round(v, 4) for k, v in sums.items()},
+                        "dev": dev.as_dict()})
+        if log_every_epoch:
+            log.info("seed %d epoch %d/%d  L1 %.3f  modality %.3f  align %.3f  cls %.3f  %s MAE %.3f corr %.3f "
+                     "acc2(non0) %.3f  (%.0f s)", options.seed, epoch, options.epochs, sums["reg"], sums["mod"],
+                     sums["align"], sums["cls"], data.select_name, dev.mae, dev.corr, dev.acc2_non0,
+                     time.perf_counter() - start_time)
+        if best is None or dev.mae < best[0]:
+            best = (dev.mae, epoch, copy.deepcopy(model.state_dict()), dev)
+    assert best is not None
+    model.load_state_dict(best[2])
+    model.eval()
+    summary = {
+        "sources": list(options.sources),
+        "sizes": {n: len(data.samples[n]) for n in names},
+        "sampling_probabilities": {n: round(float(p), 4) for n, p in zip(names, probs)},
+        **data.notes,
+        "seed": options.seed,
+        "epochs": options.epochs,
+        "steps_per_epoch": steps_per_epoch,
+        "selected_epoch": best[1],
+        "selection": f"lowest MAE on {data.select_name}",
+        "selection_size": len(data.select_samples),
+        "dev_metrics": best[3].as_dict(),
+        "history": history,
+        "train_seconds": round(time.perf_counter() - start_time, 1),
+        "options": json.loads(json.dumps(options, default=_jsonable)),
+    }
+    log.info("seed %d: best epoch %d, %s MAE %.3f corr %.3f (%.0f s)", options.seed, best[1], data.select_name,
+             best[3].mae, best[3].corr, summary["train_seconds"])
+    return TrainedMiar(model, stats, use, summary)

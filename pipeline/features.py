@@ -1,0 +1,247 @@
+"""The stage sequence: one media file in, the model's inputs out. Defined here only.
+
+    decode (probe once, audio) -> language check -> ASR -> utterances -> voice
+    -> face (on a worker thread beside ASR) -> text -> align -> SampleInput per utterance
+
+Scoring (``pipeline.score.score_video``) and dataset extraction (``pipeline.extract``)
+both call ``featurize``, so training features are made exactly as inference makes them
+(``tests/test_extract.py`` compares the two). They differ only in how the words are
+grouped: inference splits them into utterances; a dataset clip is one labelled segment,
+hence one utterance over all its words (``segmentation="whole"``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from extractors import face as face_mod
+from extractors.media import decode_audio, iter_frames, probe
+from extractors.records import FeatureTrack, Frame, Media
+from extractors.text import normalise_text
+from extractors.transcript import SAMPLE_RATE_HZ
+from extractors.voice import extract_voice
+from model.batch import SampleInput
+from pipeline.align import align_utterance, spread_to_tokens
+from pipeline.config import PipelineConfig
+from pipeline.errors import UnsupportedLanguageError
+from pipeline.models import Models
+from pipeline.records import AlignedUtterance, Utterance, VideoFeatures
+from pipeline.utterances import split_utterances
+
+__all__ = ["Progress", "SEGMENTATIONS", "featurize", "encodable_words", "to_sample_input"]
+
+#: ``progress(stage, done, total)``: seconds of media done in the named stage.
+Progress = Callable[[str, float, float], None]
+
+#: "utterances": words grouped into utterances (inference). "whole": one utterance over
+#: every recognised word (a labelled dataset clip).
+SEGMENTATIONS: tuple[str, ...] = ("utterances", "whole")
+
+#: Face coverage below this over a whole video earns a warning in the result.
+LOW_FACE_COVERAGE = 0.5
+#: Speech identified as another language with at least this probability is not scored:
+#: the text model reads English, and an English-only recogniser turns other languages
+#: into English-sounding nonsense that would get a confident, meaningless score.
+#: (Whisper gives clean English clips 0.4 to 0.95, German EmoDB clips > 0.99.)
+NON_ENGLISH_MIN_PROBABILITY = 0.5
+
+
+def featurize(
+    path: Path,
+    config: PipelineConfig,
+    models: Models,
+    progress: Progress | None = None,
+    *,
+    segmentation: str = "utterances",
+    language: str | None = None,
+) -> VideoFeatures:
+    """Run every stage on one video (or audio file) and return the model's inputs.
+
+    Args:
+        path: A video or audio file.
+        config: Stage options.
+        models: Models loaded with at least the parts "asr", "face" and "text".
+        progress: Optional callback, see ``Progress``.
+        segmentation: One of ``SEGMENTATIONS``.
+        language: None identifies the spoken language and refuses speech that is
+            confidently not English, then decodes in English; a code (dataset extraction)
+            skips identification and decodes in that language.
+
+    Returns:
+        The features; ``status == "no_speech"`` with no utterances when no word could be encoded.
+
+    Raises:
+        MediaError: The file cannot be read as media.
+        NoAudioTrackError: The file has no audio, so there is nothing to transcribe.
+        UnsupportedLanguageError: The speech is confidently not English (``language=None`` only).
+        ValueError: An unknown segmentation, or a model part missing from ``models``.
+    """
+    if segmentation not in SEGMENTATIONS:
+        raise ValueError(f"featurize: segmentation {segmentation!r}, expected one of {SEGMENTATIONS}")
+    missing = [part for part, model in (("asr", models.transcriber), ("face", models.face),
+                                        ("text", models.text_encoder)) if model is None]
+    if missing:
+        raise ValueError(f"featurize: Models loaded without {missing} (Models.load(config, parts=...))")
+    assert models.transcriber is not None and models.text_encoder is not None  # for type checkers
+    report = progress or _no_progress
+    seconds: dict[str, float] = {}
+    warnings: list[str] = []
+
+    with _timed(seconds, "decode"):
+        media = probe(path, models.ffmpeg)  # the only probe: decode_audio and the face stage take its result
+        audio = decode_audio(media, models.ffmpeg, config.media.sample_rate_hz)
+    total = max(len(audio) / SAMPLE_RATE_HZ, media.duration_s)
+    report("decode", total, total)
+
+    def result(status: str, utterances: tuple[Utterance, ...] = (), aligned: tuple[AlignedUtterance, ...] = (),
+               samples: tuple[SampleInput, ...] = (), coverage: float = 0.0) -> VideoFeatures:
+        return VideoFeatures(
+            media=media, status=status, duration_s=total, language=language_id, language_probability=language_p,
+            transcript=transcript, utterances=utterances, aligned=aligned, samples=samples, face_coverage=coverage,
+            stage_seconds=dict(seconds), warnings=tuple(warnings),
+        )
+
+    # The face stage runs on a worker thread while Whisper decodes: both spend their time
+    # in native code that releases the GIL, so on 2 cores a video costs about
+    # max(ASR, face) instead of their sum.
+    with _FaceJob(media, config, models, lambda done: report("face", done, total)) as face_job:
+        with _timed(seconds, "asr"):
+            if language is None:
+                language_id, language_p = models.transcriber.identify_language(audio)
+                if language_id != "en" and language_p >= NON_ENGLISH_MIN_PROBABILITY:
+                    raise UnsupportedLanguageError(
+                        f"{path}: speech identified as {language_id!r} (p={language_p:.2f}); the sentiment model "
+                        "reads English only (use --language en to score it anyway)"
+                    )
+            else:
+                language_id, language_p = language, 1.0
+            transcript = models.transcriber.transcribe(
+                audio, lambda done: report("asr", done, total), language or "en"
+            )
+        if segmentation == "whole":
+            words = transcript.words
+            candidates = [Utterance(0, words[0].start_s, words[-1].end_s, words)] if words else []
+        else:
+            candidates = split_utterances(transcript, config.utterances)
+        encodable = [(u, encodable_words(u)) for u in candidates]
+        encodable = [(u, (words, times)) for u, (words, times) in encodable if words]
+        if not encodable:
+            warnings.append("no speech recognised: nothing to score")
+            return result("no_speech")
+
+        with _timed(seconds, "voice"):
+            voice = extract_voice(audio, SAMPLE_RATE_HZ, config.voice)
+        report("voice", total, total)
+
+        with _timed(seconds, "face_wait"):
+            face, seconds["face"] = face_job.result()
+    if not media.has_video:
+        warnings.append("no video track: scored without the face")
+    elif face.coverage < LOW_FACE_COVERAGE:
+        warnings.append(f"face found in only {face.coverage:.0%} of sampled frames")
+
+    with _timed(seconds, "text"):
+        tokens = models.text_encoder.encode_batch([words for _, (words, _) in encodable])
+    report("text", total, total)
+
+    with _timed(seconds, "align"):
+        aligned = tuple(
+            align_utterance(u, words, times, tok, voice, face, config.align)
+            for (u, (words, times)), tok in zip(encodable, tokens)
+        )
+        samples = tuple(to_sample_input(a) for a in aligned)
+    return result("ok", tuple(u for u, _ in encodable), aligned, samples, face.coverage)
+
+
+def encodable_words(utterance: Utterance) -> tuple[list[str], np.ndarray]:
+    """Normalised words of an utterance (empty ones dropped) and their (W, 2) float64 start/end times."""
+    kept = [(normalise_text(w.text), w) for w in utterance.words]
+    kept = [(t, w) for t, w in kept if t]
+    times = np.array([[w.start_s, w.end_s] for _, w in kept], dtype=np.float64).reshape(-1, 2)
+    return [t for t, _ in kept], times
+
+
+def to_sample_input(aligned: AlignedUtterance) -> SampleInput:
+    """The model's input for one utterance: text tokens with voice and face spread onto them."""
+    ids = aligned.tokens.word_ids
+    audio, audio_mask = spread_to_tokens(aligned.audio_words, aligned.audio_present, ids)
+    vision, vision_mask = spread_to_tokens(aligned.vision_words, aligned.vision_present, ids)
+    return SampleInput(
+        text=aligned.tokens.values,
+        text_mask=np.ones(len(ids), dtype=bool),
+        audio=audio if audio_mask.any() else None,
+        audio_mask=audio_mask if audio_mask.any() else None,
+        vision=vision if vision_mask.any() else None,
+        vision_mask=vision_mask if vision_mask.any() else None,
+    )
+
+
+def _no_progress(stage: str, done: float, total: float) -> None:
+    """The progress callback when the caller gives none."""
+
+
+def _empty_track(name: str, columns: tuple[str, ...], rate_hz: float) -> FeatureTrack:
+    return FeatureTrack(name, np.zeros(0), np.zeros((0, len(columns)), np.float32), columns,
+                        np.zeros(0, bool), rate_hz)
+
+
+@contextmanager
+def _timed(stage_seconds: dict[str, float], stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        stage_seconds[stage] = stage_seconds.get(stage, 0.0) + time.perf_counter() - start
+
+
+def _until(frames: Iterator[Frame], stop: threading.Event) -> Iterator[Frame]:
+    """Pass frames through until ``stop`` is set; always closes the source (ends ffmpeg)."""
+    try:
+        for frame in frames:
+            if stop.is_set():
+                return
+            yield frame
+    finally:
+        frames.close()
+
+
+class _FaceJob:
+    """Face extraction of one video on a worker thread (a context manager).
+
+    Leaving the ``with`` block early (no speech, an error, Ctrl-C) stops the job at its
+    next frame and waits for it, so no thread or ffmpeg process outlives the video.
+    """
+
+    def __init__(self, media: Media, config: PipelineConfig, models: Models, report: Callable[[float], None]) -> None:
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="face")
+        self._future = self._pool.submit(self._run, media, config, models, report)
+
+    def _run(
+        self, media: Media, config: PipelineConfig, models: Models, report: Callable[[float], None]
+    ) -> tuple[FeatureTrack, float]:
+        started = time.perf_counter()
+        if not media.has_video:
+            return _empty_track("face", face_mod.COLUMNS, config.media.frame_fps), 0.0
+        assert models.face is not None
+        frames = iter_frames(media, models.ffmpeg, config.media.frame_fps, config.media.max_side_px)
+        track = models.face.extract(_until(frames, self._stop), report, rate_hz=config.media.frame_fps)
+        return track, time.perf_counter() - started
+
+    def result(self) -> tuple[FeatureTrack, float]:
+        """The face track and the wall seconds the job took (raises what the job raised)."""
+        return self._future.result()
+
+    def __enter__(self) -> _FaceJob:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._pool.shutdown(wait=True)

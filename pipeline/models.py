@@ -1,0 +1,155 @@
+"""The one model holder: every model a caller needs, loaded once and reused for a batch.
+
+    with Models.load(config) as models:                       # scoring videos: everything
+        ...
+    Models.load(config, parts=("asr", "face", "text"))        # dataset extraction
+    Models.load(config, parts=("text", "miar"))               # the text path, evaluation
+
+The video path, the text path, dataset extraction and evaluation all load through here,
+so the weights are checked against the extractors (text encoder, voice and face columns)
+in exactly one place. Importing this module loads no model library: that happens in
+``Models.load``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.config import PipelineConfig
+
+if TYPE_CHECKING:
+    from extractors.face import FaceExtractor
+    from extractors.text import TextEncoder
+    from extractors.transcript import Transcriber
+    from model.checkpoint import LoadedMiar
+
+__all__ = ["ALL_PARTS", "Models", "native_stderr_quiet"]
+
+log = logging.getLogger(__name__)
+
+#: The loadable parts: speech recognition, face extraction, text encoder, MIAR weights.
+ALL_PARTS: tuple[str, ...] = ("asr", "face", "text", "miar")
+#: Parts that run on PyTorch (MTCNN, the text transformer, MIAR), hence obey ``torch_threads``.
+_TORCH_PARTS = frozenset({"face", "text", "miar"})
+
+
+@contextmanager
+def native_stderr_quiet() -> Iterator[None]:
+    """Hide what C++ libraries print to fd 2 while they start (MediaPipe's glog banner).
+
+    Python logging is untouched; at debug level nothing is hidden.
+    """
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
+@dataclass
+class Models:
+    """Loaded models (holds models only, no per-call state).
+
+    Attributes:
+        ffmpeg: The ffmpeg executable (always resolved).
+        transcriber: Whisper (part "asr"), or None when not loaded.
+        face: Face extractor (part "face"), or None.
+        text_encoder: Text encoder named by ``config.text.encoder`` (part "text"), or None.
+        miar: The MIAR weights of ``config.weights_dir`` (part "miar"), or None.
+    """
+
+    ffmpeg: Path
+    transcriber: Transcriber | None = None
+    face: FaceExtractor | None = None
+    text_encoder: TextEncoder | None = None
+    miar: LoadedMiar | None = None
+
+    @classmethod
+    def load(cls, config: PipelineConfig, parts: Collection[str] = ALL_PARTS) -> Models:
+        """Load the models named by ``config`` for the given parts (offline).
+
+        Also sets PyTorch's thread count (``config.torch_threads``) when a part runs on
+        PyTorch: a process-wide setting, so it is applied here, where the process commits
+        to running these models. If a part fails to load, the parts already loaded are
+        closed before the error propagates.
+
+        Args:
+            config: Which models and weights, and their options.
+            parts: Any of ``ALL_PARTS``.
+
+        Raises:
+            ValueError: An unknown part name.
+            ModelNotFoundError: ffmpeg or a model file that should be installed is missing.
+            CheckpointError: The weights are missing, corrupt, or made for other features.
+        """
+        unknown = sorted(set(parts) - set(ALL_PARTS))
+        if unknown:
+            raise ValueError(f"Models.load: unknown parts {unknown}, expected some of {ALL_PARTS}")
+        from extractors.assets import resolve_ffmpeg
+
+        if config.torch_threads > 0 and _TORCH_PARTS & set(parts):
+            import torch
+
+            torch.set_num_threads(config.torch_threads)
+        models = cls(ffmpeg=resolve_ffmpeg())
+        try:
+            # The weights first: the cheapest part, and the one a wrong --weights breaks.
+            if "miar" in parts:
+                models.miar = _load_miar(config)
+            if "face" in parts:
+                from extractors.face import FaceExtractor
+
+                with native_stderr_quiet():
+                    models.face = FaceExtractor(config.face)
+            if "asr" in parts:
+                from extractors.transcript import Transcriber
+
+                models.transcriber = Transcriber(config.asr, config.cache_dir)
+            if "text" in parts:
+                from extractors.text import TextEncoder
+
+                models.text_encoder = TextEncoder(config.text)
+        except BaseException:
+            models.close()
+            raise
+        return models
+
+    def close(self) -> None:
+        """Release every loaded model (MediaPipe's graph is closed; the rest is dropped)."""
+        face, self.face = self.face, None
+        self.transcriber = self.text_encoder = self.miar = None
+        if face is not None:
+            face.close()
+
+    def __enter__(self) -> Models:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _load_miar(config: PipelineConfig) -> LoadedMiar:
+    """The weights, refused unless they match the text encoder and the extractors' columns."""
+    from extractors import face, voice
+    from model.checkpoint import load_checkpoint
+
+    return load_checkpoint(
+        config.weights_dir,
+        expected_encoder=config.text.encoder,
+        expected_audio_columns=voice.COLUMNS,
+        expected_vision_columns=face.COLUMNS,
+    )

@@ -1,0 +1,70 @@
+"""Scoring a video end to end: the library API the CLI is a thin layer over.
+
+    config = PipelineConfig()
+    with Models.load(config) as models:          # every model loaded once
+        result = score_video(Path("clip.mp4"), config, models)
+
+``score_video`` is the stage sequence (``pipeline.features.featurize``) followed by the
+model. Stages, each timed in ``VideoResult.stage_seconds``: decode (probe + audio), asr,
+voice, face (frames are streamed, never all in memory; runs beside asr on a worker
+thread), text, align, model.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from model.schema import polarity_of
+from pipeline.config import PipelineConfig
+from pipeline.features import Progress, featurize
+from pipeline.models import Models
+from pipeline.records import UtteranceScore, VideoResult
+from pipeline.signals import utterance_signals
+
+__all__ = ["Progress", "score_video"]
+
+
+def score_video(
+    path: Path, config: PipelineConfig, models: Models, progress: Progress | None = None
+) -> VideoResult:
+    """Score every utterance of one video (or audio file).
+
+    Args:
+        path: A video or audio file.
+        config: Stage options.
+        models: Loaded models (``Models.load(config)``, every part).
+        progress: Optional callback, see ``Progress``.
+
+    Returns:
+        The result; ``status == "no_speech"`` with no utterances when nothing was said.
+
+    Raises:
+        MediaError: The file cannot be read as media.
+        NoAudioTrackError: The file has no audio, so there is nothing to transcribe.
+        UnsupportedLanguageError: The speech is confidently not English.
+        ValueError: ``models`` lacks a part (loaded with fewer than ``ALL_PARTS``).
+    """
+    if models.miar is None:
+        raise ValueError("score_video: Models loaded without 'miar' (Models.load(config) loads every part)")
+    features = featurize(path, config, models, progress)
+    seconds = dict(features.stage_seconds)
+    scores: tuple[UtteranceScore, ...] = ()
+    if features.status == "ok":
+        started = time.perf_counter()
+        sentiments = models.miar.predict(list(features.samples))
+        seconds["model"] = time.perf_counter() - started
+        if progress is not None:
+            progress("model", features.duration_s, features.duration_s)
+        band = config.output.neutral_band
+        scores = tuple(
+            UtteranceScore(a.utterance, float(s), polarity_of(float(s), band), utterance_signals(a))
+            for a, s in zip(features.aligned, sentiments)
+        )
+    return VideoResult(
+        media=features.media, status=features.status, language=features.language,
+        language_probability=features.language_probability, asr_model=features.asr_model,
+        weights=config.weights_dir.name, modalities_used=models.miar.modalities,
+        face_coverage=features.face_coverage, utterances=scores, stage_seconds=seconds,
+        warnings=features.warnings,
+    )

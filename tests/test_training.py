@@ -1,0 +1,351 @@
+"""The training package: the one loop (curated sources and a features folder), refusals, CLI, caches, mappings.
+
+Everything here runs on tiny synthetic arrays in seconds; tests reading the team's data
+use ``requires_shared``. No test loads a text encoder, face model or Whisper.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import zlib
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from extractors import voice as voice_mod
+from model.batch import SampleInput
+from model.checkpoint import load_checkpoint
+from model.feature_store import save_clip, write_manifest
+from model.miar import MiarDims
+from model.schema import NEUTRAL_BAND
+from model.training import sources as src
+from model.training.assemble import CLASS_SOURCES, SOURCE_MODALITY, load_features_data
+from model.training.corpora import MELD_CLASSES, TextCorpus, encode_corpus, load_meld
+from model.training.evaluate import ABLATIONS, _sign_accuracy, _variant_options, format_table
+from model.training.loop import (
+    NO_CLASS,
+    FeatureSpec,
+    TrainingData,
+    TrainOptions,
+    data_refusals,
+    option_refusals,
+    sentiment_bins,
+    train_model,
+)
+from model.training.train import DEFAULT_CONFIG, FEATURES_CONFIG, train_on_features, write_weights
+from model.training.train import main as train_main
+from tests.conftest import SHARED, requires_shared
+
+WIDTHS = {"text": 8, "audio": 5, "vision": 6}
+AUDIO_COLUMNS = tuple(f"a{i}" for i in range(WIDTHS["audio"]))
+VISION_COLUMNS = tuple(f"v{i}" for i in range(WIDTHS["vision"]))
+SPEC = FeatureSpec("all-MiniLM-L6-v2", "text-v1", 128, AUDIO_COLUMNS, VISION_COLUMNS)
+DIMS = MiarDims(text_dim=WIDTHS["text"], audio_dim=WIDTHS["audio"], vision_dim=WIDTHS["vision"], d_model=16,
+                n_heads=2, proj_dim=8, dropout=0.0)
+CURATED_KINDS = {name: (modality,) for name, modality in SOURCE_MODALITY.items()}
+
+
+def _rows(rng: np.random.Generator, modality: str, label: float) -> np.ndarray:
+    n = int(rng.integers(2, 6))
+    return (rng.normal(size=(n, WIDTHS[modality])) + label).astype(np.float32)  # the label shifts the features
+
+
+def _sample(rng: np.random.Generator, label: float, modalities: tuple[str, ...]) -> SampleInput:
+    parts: dict[str, np.ndarray] = {"text": np.zeros((0, WIDTHS["text"]), np.float32), "text_mask": np.zeros(0, bool)}
+    for m in modalities:
+        values = _rows(rng, m, label)
+        parts[m], parts[f"{m}_mask"] = values, np.ones(len(values), bool)
+    return SampleInput(**parts)
+
+
+def _curated_data(seed: int = 0) -> TrainingData:
+    """Three single-modality sources, as MOSI, EmoDB and the face photos are."""
+    rng = np.random.default_rng(seed)
+    kinds = {"mosi": ("text",), "emodb": ("audio",), "taiwan": ("vision",)}
+    samples, labels = {}, {}
+    for name, modalities in kinds.items():
+        labels[name] = rng.uniform(-3, 3, 24).astype(np.float32)
+        samples[name] = [_sample(rng, float(y), modalities) for y in labels[name]]
+    classes = {name: np.full(24, NO_CLASS, np.int64) for name in kinds}
+    select_labels = rng.uniform(-3, 3, 8).astype(np.float32)
+    select = [_sample(rng, float(y), ("text",)) for y in select_labels]
+    return TrainingData(samples, labels, classes, kinds, select, select_labels, "synthetic dev", SPEC)
+
+
+CURATED_OPTIONS = TrainOptions(
+    sources=("mosi", "emodb", "taiwan"), source_weights={"mosi": 2.0}, epoch_size=32, epochs=3, batch_size=8,
+    lr=1e-3, align_weight=0.1, mix_rate=0.5, modality_dropout=0.3, token_dropout=0.1, dims=DIMS,
+)
+
+
+def _write_features(folder: Path, counts: dict[str, int], seed: int = 0) -> Path:
+    """A features folder as ``pipeline extract`` writes it: every clip has text, audio and vision."""
+    rng = np.random.default_rng(seed)
+    entries: dict[str, list[dict[str, object]]] = {}
+    for split, n in counts.items():
+        for i in range(n):
+            label = float(rng.uniform(-3, 3))
+            path = folder / split / "vid" / f"{split}{i}.npz"
+            save_clip(path, _sample(rng, label, ("text", "audio", "vision")), WIDTHS, label=label,
+                      strings={"video_id": "vid", "clip_id": f"{split}{i}", "asr_text": "a b", "label_text": "a b"})
+            entries.setdefault(split, []).append({"video_id": "vid", "clip_id": f"{split}{i}", "label": label,
+                                                  "file": str(path.relative_to(folder))})
+    write_manifest(folder, {"dataset": "synthetic", "text_encoder": SPEC.text_encoder,
+                            "text_extractor_version": SPEC.text_extractor_version, "max_tokens": SPEC.max_tokens,
+                            "asr_model": "none", "frame_fps": 5.0, "audio_columns": list(AUDIO_COLUMNS),
+                            "vision_columns": list(VISION_COLUMNS), "counts": counts, "samples": entries,
+                            "failures": []})
+    return folder
+
+
+FEATURES_OPTIONS = TrainOptions(
+    sources=("features",), epoch_size=None, epochs=3, batch_size=4, lr=1e-3, align_weight=0.1,
+    modality_dropout=0.3, token_dropout=0.1, dims=DIMS,
+)
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.lrs: list[float] = []
+        self.terms: list[dict[str, float]] = []
+
+    def __call__(self, step: int, lr: float, terms: dict[str, float]) -> None:
+        assert step == len(self.lrs)
+        self.lrs.append(lr)
+        self.terms.append(dict(terms))
+
+
+def _assert_warmup_then_cosine(lrs: list[float], steps_per_epoch: int, peak: float) -> None:
+    warm, decay = lrs[:steps_per_epoch], lrs[steps_per_epoch:]
+    assert warm[0] == pytest.approx(peak / steps_per_epoch)
+    assert all(a < b for a, b in zip(warm, warm[1:])) and warm[-1] == pytest.approx(peak)
+    assert decay[0] == pytest.approx(peak) and all(a > b for a, b in zip(decay, decay[1:]))
+
+
+def test_one_loop_trains_on_single_modality_sources(tmp_path: Path) -> None:
+    record = _Recorder()
+    trained = train_model(CURATED_OPTIONS, _curated_data(), on_step=record, log_every_epoch=False)
+    assert len(record.lrs) == 3 * 4  # epochs x epoch_size // batch_size
+    _assert_warmup_then_cosine(record.lrs, 4, CURATED_OPTIONS.lr)
+    # single-modality samples of different sources meet in a batch (and mixing adds co-present ones)
+    assert max(t["align"] for t in record.terms) > 0
+    assert all(np.isfinite(list(t.values())).all() for t in record.terms)
+    summary = trained.summary
+    assert trained.modalities == ("text", "audio", "vision")
+    assert summary["sizes"] == {"mosi": 24, "emodb": 24, "taiwan": 24} and summary["steps_per_epoch"] == 4
+    assert summary["sampling_probabilities"] == {"mosi": 0.5, "emodb": 0.25, "taiwan": 0.25}
+    best = min(summary["history"], key=lambda h: h["dev"]["mae"])
+    assert summary["selected_epoch"] == best["epoch"] and summary["selection"] == "lowest MAE on synthetic dev"
+
+    loaded = load_checkpoint(write_weights(tmp_path / "w", trained, SPEC), expected_encoder=SPEC.text_encoder,
+                             expected_audio_columns=AUDIO_COLUMNS, expected_vision_columns=VISION_COLUMNS)
+    assert loaded.modalities == ("text", "audio", "vision")
+    data = _curated_data()
+    pred = loaded.predict(data.select_samples)
+    assert pred.shape == (8,) and np.isfinite(pred).all()
+    assert float(np.abs(pred - data.select_labels).mean()) == pytest.approx(summary["dev_metrics"]["mae"], abs=1e-4)
+
+
+def test_one_loop_trains_on_a_features_folder(tmp_path: Path) -> None:
+    data = load_features_data(_write_features(tmp_path / "features", {"train": 12, "valid": 4, "test": 2}))
+    assert data.modalities == {"features": ("text", "audio", "vision")} and len(data.select_samples) == 4
+    assert data.spec == SPEC
+    record = _Recorder()
+    trained = train_model(FEATURES_OPTIONS, data, on_step=record, log_every_epoch=False)
+    assert len(record.lrs) == 3 * 3  # one pass per epoch: ceil(12 / 4) steps
+    _assert_warmup_then_cosine(record.lrs, 3, FEATURES_OPTIONS.lr)
+    # every clip holds text, audio and vision of one utterance: the alignment term always acts
+    assert min(t["align"] for t in record.terms) > 0
+    assert trained.summary["sizes"] == {"features": 12} and trained.summary["selection_size"] == 4
+    assert trained.summary["selection"] == "lowest MAE on the features' valid split"
+    assert trained.summary["features"]["dataset"] == "synthetic"
+    assert all(trained.stats[m] is not None for m in ("text", "audio", "vision"))
+
+
+def test_features_folder_without_valid_split_selects_on_train(tmp_path: Path) -> None:
+    data = load_features_data(_write_features(tmp_path / "features", {"train": 5}))
+    assert len(data.select_samples) == 5 and "no valid split" in data.select_name
+
+
+def test_same_seed_same_weights() -> None:
+    options = replace(CURATED_OPTIONS, epochs=1)
+    first = train_model(options, _curated_data(), log_every_epoch=False).model.state_dict()
+    second = train_model(options, _curated_data(), log_every_epoch=False).model.state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_features_cli_writes_weights_the_loader_accepts(tmp_path: Path) -> None:
+    features = _write_features(tmp_path / "features", {"train": 8, "valid": 2})
+    config = json.loads(FEATURES_CONFIG.read_text())
+    config.update(epochs=2, batch_size=4, dims={"text_dim": 8, "audio_dim": 5, "vision_dim": 6, "d_model": 16,
+                                                "n_heads": 2, "proj_dim": 8})
+    (tmp_path / "tiny.json").write_text(json.dumps(config))
+    out = tmp_path / "weights"
+    assert train_main(["--features", str(features), "--config", str(tmp_path / "tiny.json"), "--out", str(out),
+                       "-q"]) == 0
+    written = json.loads((out / "config.json").read_text())
+    assert written["trained_modalities"] == ["text", "audio", "vision"]
+    assert written["training"]["sizes"] == {"features": 8} and written["training"]["selection_size"] == 2
+    assert written["audio_columns"] == list(AUDIO_COLUMNS) and written["text_encoder"] == SPEC.text_encoder
+    assert written["normalisation"]["vision"]["trained"]
+    load_checkpoint(out, expected_encoder=SPEC.text_encoder, expected_audio_columns=AUDIO_COLUMNS,
+                    expected_vision_columns=VISION_COLUMNS)
+    with pytest.raises(SystemExit):  # never overwrite the shipped weights by default
+        train_main(["--features", str(features)])
+    # the curated config names curated sources: refused with a pointer to features.json, nothing written
+    assert train_main(["--features", str(features), "--config", str(DEFAULT_CONFIG), "--out",
+                       str(tmp_path / "w2"), "-q"]) == 1
+    assert not (tmp_path / "w2").exists()
+
+
+def test_shipped_configs_and_ablations_are_accepted() -> None:
+    curated = TrainOptions.from_json(DEFAULT_CONFIG)
+    assert option_refusals(curated, CURATED_KINDS, CLASS_SOURCES) == []
+    features = TrainOptions.from_json(FEATURES_CONFIG)
+    assert option_refusals(features, {"features": ("text", "audio", "vision")}, ()) == []
+    for name, (_, overrides) in ABLATIONS.items():
+        assert option_refusals(_variant_options(DEFAULT_CONFIG, overrides, 0, 3), CURATED_KINDS, CLASS_SOURCES) == [], \
+            name
+    assert option_refusals(TrainOptions(), CURATED_KINDS, CLASS_SOURCES) == []  # defaults: a MOSI text regressor
+
+
+@pytest.mark.parametrize("overrides, kinds, refused", [
+    ({"sources": ("mosi",), "align_weight": 0.1}, CURATED_KINDS, "align_weight"),
+    ({"sources": ("mosi", "vader"), "mix_rate": 0.2}, CURATED_KINDS, "mix_rate"),
+    ({"sources": ("mosi",), "modality_dropout": 0.3}, CURATED_KINDS, "modality_dropout"),
+    ({"sources": ("mosi",), "class_weight": 0.3, "dims": MiarDims(n_classes=3)}, CURATED_KINDS, "class_weight"),
+    ({"sources": ("mosi", "meld"), "class_weight": 0.3}, CURATED_KINDS, "dims.n_classes"),
+    ({"sources": ("mosi", "meld"), "dims": MiarDims(n_classes=3)}, CURATED_KINDS, "untrained class head"),
+    ({"sources": ("mosi",), "source_weights": {"vader": 1.0}}, CURATED_KINDS, "source_weights"),
+    ({"sources": ("mosi",), "source_weights": {"mosi": 0.0}}, CURATED_KINDS, "source_weights"),
+    ({"sources": ("mosi", "nope")}, CURATED_KINDS, "sources"),
+    ({"sources": ("emodb",), "token_dropout": 0.1}, CURATED_KINDS, "token_dropout"),
+    ({"sources": ("mosi",), "epoch_size": 10, "batch_size": 64}, CURATED_KINDS, "epoch_size"),
+    ({"sources": ("features",), "mix_rate": 0.2}, {"features": ("text", "audio", "vision")}, "mix_rate"),
+    ({"sources": ("features",), "class_weight": 0.3, "dims": MiarDims(n_classes=3)},
+     {"features": ("text", "audio", "vision")}, "class_weight"),
+    ({"sources": ("features",), "align_weight": 0.1}, {"features": ("text",)}, "align_weight"),
+])
+def test_options_that_cannot_act_are_refused(overrides: dict, kinds: dict, refused: str) -> None:
+    problems = option_refusals(replace(TrainOptions(), **overrides), kinds, CLASS_SOURCES)
+    assert len(problems) == 1 and refused in problems[0]
+
+
+def test_options_unlike_the_features_are_refused(tmp_path: Path) -> None:
+    data = load_features_data(_write_features(tmp_path / "features", {"train": 4, "valid": 2}))
+    assert data_refusals(FEATURES_OPTIONS, data) == []
+    assert "text" in data_refusals(replace(FEATURES_OPTIONS, text=replace(FEATURES_OPTIONS.text,
+                                                                          encoder="all-mpnet-base-v2")), data)[0]
+    assert "dims.audio_dim" in data_refusals(replace(FEATURES_OPTIONS, dims=replace(DIMS, audio_dim=34)), data)[0]
+    assert "features.json" in data_refusals(replace(FEATURES_OPTIONS, sources=("mosi",)), data)[0]
+    with pytest.raises(ValueError, match="training config refused: .*mix_rate"):
+        train_model(replace(FEATURES_OPTIONS, mix_rate=0.2), data)
+    with pytest.raises(ValueError, match="one source 'features'"):
+        train_on_features(TrainOptions(), tmp_path / "features", tmp_path / "w")
+
+
+def test_config_files_with_unknown_keys_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text(json.dumps({"epochs": 2, "align_weigth": 0.1}))
+    with pytest.raises(ValueError, match="align_weigth"):
+        TrainOptions.from_json(tmp_path / "a.json")
+    (tmp_path / "b.json").write_text(json.dumps({"dims": {"d_modle": 8}}))
+    with pytest.raises(ValueError, match="dims.d_modle"):
+        TrainOptions.from_json(tmp_path / "b.json")
+    assert TrainOptions.from_json(FEATURES_CONFIG).epoch_size is None  # null: one pass per epoch
+
+
+def test_sentiment_bins_use_the_neutral_band_and_class_targets() -> None:
+    labels = np.array([-NEUTRAL_BAND, -0.49, 0.0, NEUTRAL_BAND, np.nan, np.nan, 2.0], np.float32)
+    classes = np.array([NO_CLASS, NO_CLASS, NO_CLASS, NO_CLASS, 2, NO_CLASS, 0])
+    assert sentiment_bins(labels, classes).tolist() == [0, 1, 1, 2, 2, NO_CLASS, 0]
+
+
+class _FakeEncoder:
+    """Stands in for ``TextEncoder``: one 4-d row per word, valued by word length."""
+
+    name = "fake-encoder"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def encode_batch(self, batch: list[list[str]]) -> list:
+        self.calls += 1
+        return [type("Features", (), {"values": np.array([[len(w)] * 4 for w in words], np.float32)})()
+                for words in batch]
+
+
+def test_encoded_corpus_is_cached_atomically(tmp_path: Path) -> None:
+    corpus = TextCorpus("unit", "train", ("a", "b"), ("good movie", "bad"), np.array([2.0, -2.0], np.float32))
+    encoder = _FakeEncoder()
+    first = encode_corpus(corpus, encoder, 128, tmp_path)  # type: ignore[arg-type]
+    assert encoder.calls == 1 and [len(s.text) for s in first] == [2, 1]
+    files = list((tmp_path / "text-features").iterdir())
+    assert len(files) == 1 and files[0].name.startswith("unit-train-") and files[0].suffix == ".npz"
+    again = encode_corpus(corpus, encoder, 128, tmp_path)  # type: ignore[arg-type]
+    assert encoder.calls == 1  # read from the cache
+    np.testing.assert_array_equal(again[0].text, first[0].text)
+    encode_corpus(corpus, encoder, 64, tmp_path)  # type: ignore[arg-type]
+    assert encoder.calls == 2  # another token limit is another key
+
+
+def test_label_mappings_are_written_down_with_the_right_signs() -> None:
+    assert src.EMODB_VALENCE["happiness"] > 1.0
+    assert all(src.EMODB_VALENCE[e] < -1.0 for e in ("anger", "disgust", "fear", "anxiety", "sadness"))
+    assert abs(src.EMODB_VALENCE["neutral"]) < 0.1 and abs(src.EMODB_VALENCE["boredom"]) <= 0.5
+    assert src.FACE_VALENCE["happiness"] > 1.0 and src.FACE_VALENCE["surprise"] == 0.0
+    assert all(src.FACE_VALENCE[e] < -1.0 for e in ("anger", "disgust", "fear", "sadness", "contempt"))
+    props = {"happy": 0.9, "sad": 0.1, "angry": 0, "disgusted": 0, "fearful": 0, "surprised": 0}
+    assert src.taiwan_valence(props) > 1.5
+    assert src.taiwan_valence({"happy": 0, "sad": 0, "angry": 0.3, "disgusted": 0.7, "fearful": 0, "surprised": 0}) < -2
+    assert src.emodb_speaker("03a01Fa.wav") == "03"
+
+
+def test_voice_windows_are_word_length_means_without_silence() -> None:
+    frames = np.zeros((5 * src.WORD_FRAMES, len(voice_mod.COLUMNS)), np.float32)
+    rms = voice_mod.COLUMNS.index("rms_db")
+    frames[:, rms] = -20.0
+    frames[3 * src.WORD_FRAMES:4 * src.WORD_FRAMES, rms] = -90.0  # a pause
+    frames[:src.WORD_FRAMES, 0] = 200.0
+    rows = src.voice_windows(frames)
+    assert rows.shape == (4, len(voice_mod.COLUMNS))
+    assert rows[0, 0] == pytest.approx(200.0) and np.all(rows[:, rms] == -20.0)
+
+
+def test_evaluation_table_and_sign_accuracy() -> None:
+    table = format_table({"m": [{"mosi_mae": 0.8, "mosi_acc7": 0.4}, {"mosi_mae": 0.9, "mosi_acc7": 0.5}]})
+    assert "| m (n=2) | 0.850±0.050 |" in table and "45.0±5.0" in table
+    pred, label = np.array([1.0, -1.0, -1.0, 0.2]), np.array([2.0, -2.0, 2.0, 0.1])
+    assert _sign_accuracy(pred, label, clear=1.0) == pytest.approx(2 / 3)
+    assert _sign_accuracy(pred, label, clear=1.0, balanced=True) == pytest.approx(0.75)
+
+
+@requires_shared
+def test_emodb_split_is_speaker_disjoint_and_labelled() -> None:
+    with open(SHARED / "data" / "emodb" / "audio_labels.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    speakers = {src.emodb_speaker(r["Filename"]) for r in rows}
+    assert src.EMODB_HELD_OUT_SPEAKERS < speakers and len(speakers) == 10
+    assert {r["Emotion"] for r in rows} <= set(src.EMODB_VALENCE)
+
+
+@requires_shared
+def test_face_splits_are_person_disjoint() -> None:
+    with open(SHARED / "data" / "faces" / "taiwan" / "labels.csv", newline="", encoding="utf-8") as f:
+        performers = {r["performer_id"] for r in csv.DictReader(f)}
+    held = {p for p in performers if int(p) % 5 == 0}
+    assert held and held < performers
+    with open(SHARED / "data" / "faces" / "muxspace" / "labels.csv", newline="", encoding="utf-8") as f:
+        people = {Path(r["path"]).stem.rsplit("_", 1)[0] for r in csv.DictReader(f)}
+    held = {p for p in people if zlib.crc32(p.encode()) % 5 == 0}
+    assert 0.1 < len(held) / len(people) < 0.3
+
+
+@requires_shared
+def test_meld_classes_follow_the_sentiment_column() -> None:
+    corpus, classes = load_meld(SHARED)["dev"]
+    assert len(corpus) == len(classes) > 1000
+    assert set(np.unique(classes)) == set(MELD_CLASSES.values())
