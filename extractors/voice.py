@@ -17,46 +17,65 @@ column                      COVAREP counterpart           how it is computed her
 f0_hz                       F0                            Praat autocorrelation pitch (parselmouth),
                                                           0 where unvoiced
 voiced                      VUV                           1 where Praat finds a pitch, else 0
-rms_db                      none (energy)                 RMS of the 25 ms window in dB re full
-                                                          scale, floored at -100 dB
+rms_db                      none (energy)                 ``librosa.feature.rms`` of the plain 25 ms
+                                                          frame, ``amplitude_to_db`` re full scale,
+                                                          floored at -100 dB
 h1_h2_db                    H1H2                          dB difference of the spectral peaks at F0
-                                                          and 2*F0 in a 50 ms Hann window (no formant
-                                                          correction), 0 where unvoiced
-spectral_tilt_db_per_khz    none (closest: HMPDD/NAQ      least-squares slope of the 25 ms dB
-                            family of glottal-source      magnitude spectrum against frequency,
-                            measures)                     50 Hz to min(8 kHz, Nyquist)
+                                                          and 2*F0 in the ``librosa.stft`` of a 50 ms
+                                                          Hann window (no formant correction), 0
+                                                          where unvoiced
+spectral_tilt_db_per_khz    none (closest: HMPDD/NAQ      least-squares slope of the 25 ms
+                            family of glottal-source      ``librosa.stft`` power in dB
+                            measures)                     (``power_to_db``) against frequency,
+                                                          50 Hz to min(8 kHz, Nyquist)
 peak_slope                  peakSlope                     stand-in: slope (dB per octave) of a line
-                                                          fitted to the peak magnitude (dB) of each
-                                                          octave band centred at 250, 500, ... Hz;
-                                                          COVAREP uses wavelet band peaks instead
-spectral_centroid_hz        none                          magnitude-weighted mean frequency of the
-                                                          25 ms spectrum, 0 in digital silence
+                                                          fitted to the peak level (dB) of the 25 ms
+                                                          ``librosa.stft`` in each octave band centred
+                                                          at 250, 500, ... Hz; COVAREP uses wavelet
+                                                          band peaks instead
+spectral_centroid_hz        none                          ``librosa.feature.spectral_centroid`` of the
+                                                          25 ms magnitude spectrum, 0 in silence
 spectral_flux               none                          Euclidean distance between consecutive
-                                                          frames' unit-norm magnitude spectra, in
-                                                          [0, sqrt(2)]; 0 for the first frame
-zero_crossing_rate          none                          share of adjacent sample pairs in the
-                                                          25 ms window whose signs differ
-mfcc_00 .. mfcc_24          MCEP_0 .. MCEP_24 (stand-in)  DCT-II (orthonormal) of the log power of
-                                                          40 HTK-mel bands of the 25 ms spectrum;
-                                                          mfcc_00 is the overall log-energy term
+                                                          frames' unit-norm ``librosa.stft``
+                                                          magnitudes, in [0, sqrt(2)]; 0 for the
+                                                          first frame (librosa's ``onset_strength``
+                                                          is half-wave rectified, a different
+                                                          measure, so the column keeps its own)
+zero_crossing_rate          none                          ``librosa.feature.zero_crossing_rate`` of
+                                                          the 25 ms frame (crossings / frame length;
+                                                          |x| <= 1e-10 counts as zero)
+mfcc_00 .. mfcc_24          MCEP_0 .. MCEP_24 (stand-in)  ``librosa.feature.mfcc`` (DCT-II,
+                                                          orthonormal) of ``power_to_db`` of
+                                                          ``melspectrogram``: 40 HTK-mel bands with
+                                                          unit-sum filters over the 25 ms power
+                                                          spectrum; mfcc_00 is the log-energy term
 ==========================  ============================  ==========================================
+
+The 25 ms spectrum is ``librosa.stft`` with a 25 ms Hann window (no zero end points) centred
+in a 512-point frame (16 kHz). librosa frames at a constant whole-sample hop, so audio whose
+10 ms hop is not a whole number of samples (22.05 kHz) is first resampled to 16 kHz with
+``librosa.resample``; frame times never change. Against the hand-written NumPy definitions
+these columns replaced, on real speech every column agrees to float precision (MFCC
+correlation 1.000000 per coefficient, centroid within 0.001 Hz) except the zero-crossing
+rate, which differs by design by at most about 0.02 (librosa divides by the frame length,
+400 samples, where the old code divided by the 399 sample pairs): ``tests/test_voice.py``
+checks this parity against a reference copy of the old definitions.
 
 COVAREP columns without any counterpart here: NAQ, QOQ, MDQ, Rd, Rd_conf, creak,
 HMPDM/HMPDD, and the harmonic model phase features.
 
-Speed: ``extract_voice`` on 60 s of 16 kHz speech takes 0.17 s (best of 5; median 0.20 s)
-on this project's 2-core CPU, of which Praat's pitch is 0.12 s. Measured by timing
-``extract_voice(audio, 16000, VoiceOptions())`` on the MOSI clip 03bSnISJMiM_1.wav decoded
-with ``decode_audio`` and tiled to 60 s. librosa's ``yin`` took 12.3 s per 60 s and
-``pyin`` 2.6 s per 10 s on the same machine, which is why F0 comes from Praat.
+Speed: see ``bench/voice.py`` (``extract_voice`` on 60 s of 16 kHz speech, best of 5);
+Praat's pitch is most of it. librosa's ``yin`` took 12.3 s per 60 s and ``pyin`` 2.6 s per
+10 s on this project's 2-core CPU, which is why F0 comes from Praat.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
+import warnings
 from dataclasses import dataclass
 
+import librosa
 import numpy as np
 import parselmouth
 
@@ -89,6 +108,9 @@ RATE_HZ = 100.0
 #: Floor for dB values, so that digital silence gives finite numbers.
 _FLOOR_DB = -100.0
 _EPS_POWER = 10.0 ** (_FLOOR_DB / 10.0)
+_FLOOR_AMPLITUDE = 10.0 ** (_FLOOR_DB / 20.0)
+#: Rate that audio is resampled to when the hop is not a whole number of samples at its own rate.
+_RESAMPLE_RATE_HZ = 16000
 #: Frames analysed at once: bounds memory (a few MB) for hour-long audio.
 _CHUNK_FRAMES = 2000
 #: Spectral tilt is fitted over this band, so that 16 kHz and 44.1 kHz audio agree.
@@ -178,13 +200,14 @@ def extract_voice(audio: np.ndarray, sample_rate_hz: int, options: VoiceOptions 
     times_s = (np.arange(n_frames) + 0.5) * hop_s
     values = np.zeros((n_frames, len(COLUMNS)), dtype=np.float32)
     if n_frames > 0:
-        f0_hz = _pitch(x, sample_rate_hz, times_s, options)
+        x, rate_hz = _with_whole_hop(x, sample_rate_hz, hop_s)
+        hop = int(round(hop_s * rate_hz))
+        f0_hz = _pitch(x, rate_hz, times_s, options)
         values[:, _COL["f0_hz"]] = f0_hz
         values[:, _COL["voiced"]] = f0_hz > 0
-        analyser = _Analyser(x, sample_rate_hz, options)
+        analyser = _Analyser(x, rate_hz, hop, options)
         for start in range(0, n_frames, _CHUNK_FRAMES):
-            stop = min(start + _CHUNK_FRAMES, n_frames)
-            analyser.fill(values, times_s, f0_hz, start, stop)
+            analyser.fill(values, f0_hz, start, min(start + _CHUNK_FRAMES, n_frames))
     return FeatureTrack(
         name="voice",
         times_s=times_s,
@@ -193,6 +216,22 @@ def extract_voice(audio: np.ndarray, sample_rate_hz: int, options: VoiceOptions 
         present=np.ones(n_frames, dtype=bool),
         rate_hz=1000.0 / options.hop_ms,
     )
+
+
+def _with_whole_hop(x: np.ndarray, sample_rate_hz: int, hop_s: float) -> tuple[np.ndarray, int]:
+    """``x`` at a rate where one hop is a whole number of samples (librosa frames at an integer hop).
+
+    16, 44.1 and 48 kHz already are (10 ms = 160, 441, 480 samples); 22.05 kHz is not
+    (220.5), and rounding the hop would let frames drift from their times, so such audio is
+    resampled to 16 kHz with ``librosa.resample`` (soxr) first. Frame times do not change.
+    """
+    hop = hop_s * sample_rate_hz
+    if abs(hop - round(hop)) < 1e-6:
+        return x, sample_rate_hz
+    log.debug("resampling %d Hz audio to %d Hz (a %.1f ms hop is %.2f samples)", sample_rate_hz,
+              _RESAMPLE_RATE_HZ, hop_s * 1000, hop)
+    resampled = librosa.resample(x, orig_sr=sample_rate_hz, target_sr=_RESAMPLE_RATE_HZ, res_type="soxr_hq")
+    return resampled.astype(np.float32), _RESAMPLE_RATE_HZ
 
 
 def _pitch(x: np.ndarray, sample_rate_hz: int, times_s: np.ndarray, options: VoiceOptions) -> np.ndarray:
@@ -226,68 +265,30 @@ def _next_pow2(n: int) -> int:
     return 1 << max(0, int(n - 1).bit_length())
 
 
-@functools.lru_cache(maxsize=8)
-def _mel_filterbank(sample_rate_hz: int, n_fft: int, n_mels: int) -> np.ndarray:
-    """(n_mels, n_fft // 2 + 1) triangular HTK-mel filters, each summing to 1.
-
-    Unit-sum filters make each band's value the mean power in the band, so the MFCCs do
-    not depend on how many FFT bins a band happens to cover.
-    """
-    def hz_to_mel(f: np.ndarray) -> np.ndarray:
-        return 2595.0 * np.log10(1.0 + f / 700.0)
-
-    def mel_to_hz(m: np.ndarray) -> np.ndarray:
-        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
-
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate_hz)
-    edges = mel_to_hz(np.linspace(0.0, hz_to_mel(np.array(sample_rate_hz / 2.0)), n_mels + 2))
-    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    rising = (freqs[None, :] - lower) / (centre - lower)
-    falling = (upper - freqs[None, :]) / (upper - centre)
-    weights = np.clip(np.minimum(rising, falling), 0.0, None)
-    sums = weights.sum(axis=1, keepdims=True)
-    # A band narrower than one bin at small n_fft: give it its nearest bin.
-    empty = sums[:, 0] == 0
-    if np.any(empty):
-        nearest = np.abs(freqs[None, :] - centre[empty]).argmin(axis=1)
-        weights[np.flatnonzero(empty), nearest] = 1.0
-        sums = weights.sum(axis=1, keepdims=True)
-    result = (weights / sums).astype(np.float32)
-    result.flags.writeable = False
-    return result
-
-
-@functools.lru_cache(maxsize=8)
-def _dct_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """(n_in, n_out) orthonormal DCT-II, so ``log_mel @ matrix`` gives the cepstrum."""
-    k = np.arange(n_out)[None, :]
-    n = np.arange(n_in)[:, None]
-    matrix = np.cos(np.pi * k * (2 * n + 1) / (2 * n_in)) * np.sqrt(2.0 / n_in)
-    matrix[:, 0] /= np.sqrt(2.0)
-    result = matrix.astype(np.float32)
-    result.flags.writeable = False
-    return result
-
-
 class _Analyser:
-    """The fixed parts of the spectral analysis for one signal: frames, windows, weights.
+    """The fixed parts of the spectral analysis for one signal: framing, windows, filters.
 
     Built once per call of ``extract_voice`` and filled chunk by chunk; holds no state
-    between calls.
+    between calls. Frame ``i`` is centred on sample ``floor((i + 0.5) * hop)``; librosa
+    frames a signal at a constant hop from its first sample (``center=False``), so each
+    chunk hands librosa the slice of the zero-padded signal whose first frame is centred
+    on the chunk's first frame centre.
     """
 
-    def __init__(self, x: np.ndarray, sample_rate_hz: int, options: VoiceOptions) -> None:
+    def __init__(self, x: np.ndarray, sample_rate_hz: int, hop: int, options: VoiceOptions) -> None:
         sr = sample_rate_hz
         self.sr = sr
+        self.hop = hop
         self.win = max(2, int(round(options.window_ms / 1000.0 * sr)))
         self.n_fft = _next_pow2(self.win)
         self.win_h = max(2, int(round(options.harmonic_window_ms / 1000.0 * sr)))
         self.n_fft_h = _next_pow2(max(self.win_h, int(np.ceil(sr / _HARMONIC_BIN_HZ))))
-        self.pad = max(self.win, self.win_h) // 2 + 1
+        self.pad = max(self.n_fft, self.n_fft_h) // 2 + 1
         self.padded = np.pad(x, (self.pad, self.pad))
-        self.window = np.hanning(self.win + 2)[1:-1].astype(np.float32)  # no zero end points
-        self.window_h = np.hanning(self.win_h + 2)[1:-1].astype(np.float32)
-        self.freqs = np.fft.rfftfreq(self.n_fft, 1.0 / sr).astype(np.float32)
+        # Hann windows without zero end points: every sample of the window counts.
+        self.window = np.hanning(self.win + 2)[1:-1]
+        self.window_h = np.hanning(self.win_h + 2)[1:-1]
+        self.freqs = librosa.fft_frequencies(sr=sr, n_fft=self.n_fft).astype(np.float32)
 
         # Spectral tilt: slope = dB-spectrum @ tilt_weights (least squares against kHz).
         lo, hi = _TILT_BAND_HZ[0], min(_TILT_BAND_HZ[1], sr / 2.0)
@@ -310,61 +311,82 @@ class _Analyser:
         denominator = float(np.sum(octave**2))
         self.octave_weights = octave / denominator if denominator > 0 else octave * 0.0
 
-        self.mel = _mel_filterbank(sr, self.n_fft, options.n_mels)
-        self.dct = _dct_matrix(options.n_mels, options.n_mfcc)
+        # MFCCs from unit-sum (L1-normalised) HTK-mel filters from 0 Hz to Nyquist: a band's value
+        # is the mean power in the band, so they do not depend on how many FFT bins a band covers.
+        self.n_mels = options.n_mels
+        self.n_mfcc = options.n_mfcc
 
-    def _frames(self, times_s: np.ndarray, length: int) -> np.ndarray:
-        """(T, length) copies of the signal centred on ``times_s`` (zeros past the ends)."""
-        starts = np.rint(times_s * self.sr).astype(np.int64) - length // 2 + self.pad
-        return self.padded[starts[:, None] + np.arange(length)[None, :]]
+    def _slice(self, first: int, count: int, length: int) -> np.ndarray:
+        """The padded signal holding ``count`` frames of ``length`` samples from frame ``first`` on."""
+        centre = (2 * first + 1) * self.hop // 2  # floor((first + 0.5) * hop)
+        start = centre - length // 2 + self.pad
+        return self.padded[start:start + (count - 1) * self.hop + length]
 
-    def fill(self, values: np.ndarray, times_s: np.ndarray, f0_hz: np.ndarray, start: int, stop: int) -> None:
+    def _stft_magnitude(self, first: int, count: int, n_fft: int, window: np.ndarray) -> np.ndarray:
+        """(count, n_fft // 2 + 1) float32 magnitudes; librosa centres the window in each n_fft frame."""
+        segment = self._slice(first, count, n_fft)
+        spectrum = librosa.stft(segment, n_fft=n_fft, hop_length=self.hop, win_length=len(window),
+                                window=window, center=False)
+        return np.abs(spectrum[:, :count]).T.astype(np.float32)
+
+    def fill(self, values: np.ndarray, f0_hz: np.ndarray, start: int, stop: int) -> None:
         """Write every spectral column of rows ``start:stop`` of ``values``."""
         # One extra frame before the chunk, for the flux of its first row.
         first = max(0, start - 1)
-        frames = self._frames(times_s[first:stop], self.win)
         rows = slice(start, stop)
-        own = slice(start - first, None)  # the chunk's rows within ``frames``
+        n = stop - start
+        own = slice(start - first, None)  # the chunk's rows within the frames from ``first``
 
-        power_time = np.mean(frames[own] ** 2, axis=1)
-        values[rows, _COL["rms_db"]] = 10.0 * np.log10(np.maximum(power_time, _EPS_POWER))
-        signs = np.signbit(frames[own])
-        values[rows, _COL["zero_crossing_rate"]] = np.mean(signs[:, 1:] != signs[:, :-1], axis=1)
+        # Time-domain columns over the plain (unwindowed) 25 ms frames.
+        segment = self._slice(start, n, self.win)
+        rms = librosa.feature.rms(y=segment, frame_length=self.win, hop_length=self.hop, center=False)[0, :n]
+        values[rows, _COL["rms_db"]] = librosa.amplitude_to_db(rms, ref=1.0, amin=_FLOOR_AMPLITUDE, top_db=None)
+        values[rows, _COL["zero_crossing_rate"]] = librosa.feature.zero_crossing_rate(
+            segment, frame_length=self.win, hop_length=self.hop, center=False)[0, :n]
 
-        magnitude = np.abs(np.fft.rfft(frames * self.window, n=self.n_fft, axis=1)).astype(np.float32)
+        magnitude = self._stft_magnitude(first, stop - first, self.n_fft, self.window)
         norms = np.linalg.norm(magnitude, axis=1, keepdims=True)
         unit = np.divide(magnitude, norms, out=np.zeros_like(magnitude), where=norms > 0)
         flux = np.linalg.norm(np.diff(unit, axis=0), axis=1)
         values[rows, _COL["spectral_flux"]] = flux if start > 0 else np.concatenate(([0.0], flux))
 
         magnitude = magnitude[own]
-        power = magnitude**2
-        total = magnitude.sum(axis=1)
-        centroid = np.divide(magnitude @ self.freqs, total, out=np.zeros_like(total), where=total > 0)
-        values[rows, _COL["spectral_centroid_hz"]] = centroid
+        values[rows, _COL["spectral_centroid_hz"]] = librosa.feature.spectral_centroid(
+            S=magnitude.T, freq=self.freqs)[0]
 
-        db = 10.0 * np.log10(np.maximum(power, _EPS_POWER))
+        power = magnitude**2
+        db = librosa.power_to_db(power, ref=1.0, amin=_EPS_POWER, top_db=None)
         values[rows, _COL["spectral_tilt_db_per_khz"]] = db[:, self.tilt_bins] @ self.tilt_weights
         if self.octave_bins:
             peaks_db = np.stack([db[:, bins].max(axis=1) for bins in self.octave_bins], axis=1)
             values[rows, _COL["peak_slope"]] = peaks_db @ self.octave_weights
 
-        mel_db = 10.0 * np.log10(np.maximum(power @ self.mel.T, _EPS_POWER))
-        mfcc = mel_db @ self.dct
-        for i, name in enumerate(_MFCC_COLUMNS):
-            values[rows, _COL[name]] = mfcc[:, i]
+        with warnings.catch_warnings():  # at very low rates a band can be narrower than a bin: it stays empty
+            warnings.simplefilter("ignore", UserWarning)
+            mel_power = librosa.feature.melspectrogram(S=power.T, sr=self.sr, n_fft=self.n_fft, n_mels=self.n_mels,
+                                                       htk=True, norm=1.0)
+        mel_db = librosa.power_to_db(mel_power, ref=1.0, amin=_EPS_POWER, top_db=None)
+        mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=self.n_mfcc, dct_type=2, norm="ortho")
+        values[rows, _COL["mfcc_00"]:_COL["mfcc_00"] + self.n_mfcc] = mfcc.T
 
-        values[rows, _COL["h1_h2_db"]] = self._h1_h2_db(times_s[rows], f0_hz[rows])
+        values[rows, _COL["h1_h2_db"]] = self._h1_h2_db(start, n, f0_hz[rows])
 
-    def _h1_h2_db(self, times_s: np.ndarray, f0_hz: np.ndarray) -> np.ndarray:
+    def _h1_h2_db(self, start: int, count: int, f0_hz: np.ndarray) -> np.ndarray:
         """H1-H2 in dB for voiced frames (0 elsewhere) from a long, zero-padded window."""
-        result = np.zeros(len(times_s), dtype=np.float32)
+        result = np.zeros(count, dtype=np.float32)
         voiced = np.flatnonzero(f0_hz > 0)
         if len(voiced) == 0:
             return result
-        frames = self._frames(times_s[voiced], self.win_h) * self.window_h
-        magnitude = np.abs(np.fft.rfft(frames, n=self.n_fft_h, axis=1))
-        db = 20.0 * np.log10(np.maximum(magnitude, 10.0 ** (_FLOOR_DB / 20.0)))
+        # One librosa.stft per run of consecutive voiced frames: unvoiced frames cost no FFT.
+        breaks = np.flatnonzero(np.diff(voiced) > 1) + 1
+        runs = zip(np.concatenate(([0], breaks)), np.concatenate((breaks, [len(voiced)])))
+        magnitude = np.concatenate([
+            self._stft_magnitude(start + int(voiced[a]), int(b - a), self.n_fft_h, self.window_h) for a, b in runs
+        ])
+        # Only the bins around F0 and 2*F0 are read: convert just those to dB.
+        top_bin = min(magnitude.shape[1], int(np.ceil(2 * (1 + _HARMONIC_SEARCH) * f0_hz.max() * self.n_fft_h
+                                                      / self.sr)) + 2)
+        db = librosa.amplitude_to_db(magnitude[:, :top_bin], ref=1.0, amin=_FLOOR_AMPLITUDE, top_db=None)
         bin_hz = self.sr / self.n_fft_h
         f0 = f0_hz[voiced].astype(np.float64)
         half_width = np.maximum(1, np.ceil(_HARMONIC_SEARCH * f0 / bin_hz)).astype(np.int64)
@@ -380,3 +402,4 @@ class _Analyser:
 
         result[voiced] = harmonic_db(1) - harmonic_db(2)
         return result
+

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from extractors.assets import resolve_ffmpeg
 from extractors.media import decode_audio
 from extractors.voice import COLUMNS, VoiceOptions, extract_voice
+from tests.conftest import SHARED, requires_shared
 
-SHARED = Path(os.environ.get("MIAR_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
 SPEECH_CLIP = SHARED / "data" / "mosi" / "clips" / "03bSnISJMiM_1.wav"
 SR = 16000
 MFCC = [c for c in COLUMNS if c.startswith("mfcc_")]
@@ -154,6 +151,7 @@ def test_bad_input_and_options() -> None:
         VoiceOptions(f0_min_hz=500.0, f0_max_hz=60.0)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SPEECH_CLIP.exists(), reason=f"shared data not found at {SPEECH_CLIP} (set MIAR_SHARED)")
 def test_real_speech_clip() -> None:
     audio = decode_audio(SPEECH_CLIP, resolve_ffmpeg(), 16000)
@@ -166,3 +164,50 @@ def test_real_speech_clip() -> None:
     # Speech has a negative spectral tilt and H1 usually above H2 within a few dB.
     assert np.median(track.column("spectral_tilt_db_per_khz")) < 0
     assert -10 < np.median(track.column("h1_h2_db")[voiced]) < 20
+
+
+def _parity(audio: np.ndarray) -> None:
+    """librosa's columns against the old NumPy definitions (tests/voice_reference.py) on real speech."""
+    from tests.voice_reference import SPECTRAL, reference_columns
+
+    track = extract_voice(audio, 16000, VoiceOptions())
+    reference = reference_columns(audio, 16000)
+    speech = track.column("rms_db") > -60  # frames with sound: silence makes every definition agree trivially
+    assert speech.sum() > 50
+    for name in SPECTRAL:
+        new, old = track.column(name)[speech], reference[name][speech]
+        if name.startswith("mfcc_"):
+            assert np.corrcoef(new, old)[0, 1] > 0.9999, name
+            assert np.max(np.abs(new - old)) < 0.01, name
+        elif name == "zero_crossing_rate":
+            # by design: librosa divides by the frame length (400), the old code by the 399 sample pairs
+            assert np.max(np.abs(new - old)) < 0.03, name
+            assert np.corrcoef(new, old)[0, 1] > 0.999, name
+        elif name == "spectral_centroid_hz":
+            assert np.max(np.abs(new - old)) < 0.5, name
+        else:
+            assert np.max(np.abs(new - old)) < 0.01, name
+
+
+@pytest.mark.slow
+def test_librosa_columns_match_the_old_definitions_on_the_example(example_clip) -> None:
+    _parity(decode_audio(example_clip, resolve_ffmpeg(), 16000))
+
+
+@pytest.mark.slow
+@requires_shared
+def test_librosa_columns_match_the_old_definitions_on_a_grid_clip(shared) -> None:
+    clip = shared / "data" / "clips" / "grid" / "bbaf2n.mpg"
+    if not clip.is_file():
+        pytest.skip(f"{clip} not found")
+    _parity(decode_audio(clip, resolve_ffmpeg(), 16000))
+
+
+def test_audio_at_22050_hz_is_analysed_on_the_same_frame_times() -> None:
+    sr = 22050  # a 10 ms hop is 220.5 samples: resampled to 16 kHz inside, times unchanged
+    t = np.arange(int(1.0 * sr)) / sr
+    track = extract_voice((0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), sr, VoiceOptions())
+    assert len(track.times_s) == 100 and track.times_s[0] == pytest.approx(0.005)
+    voiced = track.column("voiced") > 0
+    assert np.median(track.column("f0_hz")[voiced]) == pytest.approx(220, rel=0.02)
+    assert np.median(track.column("spectral_centroid_hz")[voiced]) == pytest.approx(220, rel=0.1)
