@@ -14,6 +14,8 @@
   then prints mean ± std.
 - ``--ablations``: the same for the variants (text-only regressor, no interaction tokens,
   no contrastive loss, MPNet text encoder) and the full config, all at ``--ablation-epochs``.
+- ``--probes``: polarity accuracy of ``--weights`` (default: the shipped weights) on our own
+  probe sentences (``tests/data/probe_sentences.csv``), per category, with every miss.
 - ``--baseline``: also fits the reference ridge baseline (mean-pooled MiniLM sentence
   embeddings, MOSI train + VADER train, alpha picked on MOSI dev).
 
@@ -287,6 +289,22 @@ def format_table(rows: dict[str, list[dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+def _probe_text(weights: Path | None) -> str:
+    """The probe report of a weights folder (default: the shipped one) as printable lines."""
+    from model.training.probes import load_probes, probe_report
+    from pipeline.config import PipelineConfig
+    from pipeline.text_scoring import TextScorer
+
+    config = PipelineConfig().with_overrides(weights_dir=weights)
+    probes = load_probes()
+    with TextScorer.load(config) as scorer:
+        report = probe_report(probes, scorer.score([p.text for p in probes]))
+    lines = [f"probes ({config.weights_dir.name}): {report.accuracy:.1%} of {len(probes)} with the expected polarity"]
+    lines += [f"  {category:16s} {right}/{total}" for category, (right, total) in report.by_category.items()]
+    lines += [f"  miss {score:+.2f} (expected {probe.expected}): {probe.text}" for score, probe in report.misses]
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m model.training.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, default=None, help="score this weights folder")
@@ -296,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ablations", action="store_true", help="also train and score the ablation variants")
     parser.add_argument("--ablation-epochs", type=int, default=4, help="epochs of every ablation run (default 4)")
     parser.add_argument("--baseline", action="store_true", help="also fit and print the ridge baseline")
+    parser.add_argument("--probes", action="store_true",
+                        help="polarity accuracy of --weights (default: shipped) on tests/data/probe_sentences.csv")
     parser.add_argument("--shared", type=Path, default=None, help="team data (default $MIAR_SHARED or ../shared)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     return parser
@@ -308,6 +328,14 @@ def main(argv: list[str] | None = None) -> int:
     shared = args.shared or shared_dir()
     start = time.perf_counter()
     rows: dict[str, list[dict[str, float]]] = {}
+    if args.probes:
+        try:
+            sys.stdout.write(_probe_text(args.weights) + "\n")
+        except (CheckpointError, ExtractionError, OSError, ValueError) as e:
+            log.error("%s", e)
+            return 1
+        if args.weights is None and not (args.seeds or args.ablations or args.baseline):
+            return 0
     try:
         if args.weights is not None:
             rows[f"{args.weights.name}"] = [evaluate_weights(args.weights, shared)]
