@@ -4,7 +4,8 @@
     extractors       storage
     model core       storage, model core            (every model/ module outside model/training/)
     pipeline         storage, extractors, model core (never model.training)
-    model.training   storage, extractors, model core, pipeline.models, pipeline.config
+    model.training   storage, extractors, model core, pipeline.models, pipeline.config,
+                     pipeline.text_scoring (the product's text path, scored by evaluation)
 
 Nothing outside ``model.training`` imports it (tests excepted), and there is no import cycle
 among our modules. Every ``import`` counts, at module level or inside a function: a deferred
@@ -35,9 +36,10 @@ ALLOWED_LAYERS: dict[str, frozenset[str]] = {
     "pipeline": frozenset({"storage", "extractors", "model core", "pipeline"}),
     "model.training": frozenset({"storage", "extractors", "model core", "model.training"}),
 }
-#: Single modules a layer may import beyond ``ALLOWED_LAYERS`` (training builds on the one model holder).
+#: Single modules a layer may import beyond ``ALLOWED_LAYERS``: training builds on the one model holder,
+#: and evaluation scores the product's own text path (probe sentences).
 ALLOWED_MODULES: dict[str, frozenset[str]] = {
-    "model.training": frozenset({"pipeline.models", "pipeline.config"}),
+    "model.training": frozenset({"pipeline.models", "pipeline.config", "pipeline.text_scoring"}),
 }
 
 
