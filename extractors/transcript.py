@@ -16,11 +16,16 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from extractors.assets import resolve_whisper_model, set_hub_offline
+from extractors.errors import ModelNotFoundError
 from extractors.records import Segment, Transcript, Word
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
 
 __all__ = ["AsrOptions", "Transcriber", "SAMPLE_RATE_HZ", "chunk_bounds"]
 
@@ -94,6 +99,30 @@ def chunk_bounds(audio: np.ndarray, chunk_s: float, search_s: float = 10.0) -> l
     return bounds
 
 
+def _load_whisper(folder: Path, options: AsrOptions) -> WhisperModel:
+    """A faster-whisper model from a CTranslate2 folder, offline.
+
+    Raises:
+        ModelNotFoundError: The folder cannot be loaded, with the library's first line.
+    """
+    from faster_whisper import WhisperModel  # heavy import, deferred until a model is wanted
+
+    try:
+        return WhisperModel(
+            str(folder),
+            device="cpu",
+            compute_type=options.compute_type,
+            cpu_threads=options.cpu_threads,
+            local_files_only=True,
+        )
+    except Exception as e:  # CTranslate2 raises RuntimeError, tokenizers a bare Exception, the config ValueError
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ModelNotFoundError(
+            f"cannot load the Whisper model in {folder}: {first}; a CTranslate2 Whisper model folder is expected "
+            "(model.bin, config.json, tokenizer.json, vocabulary)"
+        ) from e
+
+
 class Transcriber:
     """A Whisper model loaded once and reused for every file of a batch.
 
@@ -101,27 +130,19 @@ class Transcriber:
     """
 
     def __init__(self, options: AsrOptions, cache_dir: Path) -> None:
-        set_hub_offline()
-        from faster_whisper import WhisperModel  # heavy import, deferred until a model is wanted
+        """Load the recogniser (and the language-ID model when it is needed) once.
 
+        Raises:
+            ModelNotFoundError: A model is not installed, or its folder cannot be loaded
+                (a corrupt or foreign ``model.bin``, tokenizer or config), naming the folder.
+        """
+        set_hub_offline()
         self.options = options
         self.model_dir = resolve_whisper_model(options.model, cache_dir)
-        self._model = WhisperModel(
-            str(self.model_dir),
-            device="cpu",
-            compute_type=options.compute_type,
-            cpu_threads=options.cpu_threads,
-            local_files_only=True,
-        )
+        self._model = _load_whisper(self.model_dir, options)
         self._language_id = None
         if not self.is_multilingual and options.language is None and options.language_id_model:
-            self._language_id = WhisperModel(
-                str(resolve_whisper_model(options.language_id_model, cache_dir)),
-                device="cpu",
-                compute_type=options.compute_type,
-                cpu_threads=options.cpu_threads,
-                local_files_only=True,
-            )
+            self._language_id = _load_whisper(resolve_whisper_model(options.language_id_model, cache_dir), options)
 
     @property
     def is_multilingual(self) -> bool:

@@ -17,36 +17,62 @@ per clip under ``<split>/<video_id>/``, written atomically, so a file that exist
 complete and a second run skips it (resumable); ``manifest.json`` with what made the
 features, per-split sample lists, and failures with reasons (failed clips are retried
 on the next run). Training reads the folder with NumPy only.
+
+label.csv is data, not trusted: it is read as UTF-8 (a byte-order mark is fine), row by
+row, and every ``video_id`` and ``clip_id`` must be a plain file name
+(``storage.locations.check_name``: not empty, no separator, no leading ".", no control
+character, short enough with ".npz" and the writer's temporary name). Before anything is
+extracted, ``Raw/<video_id>`` must lie inside ``Raw`` and ``<split>/<video_id>`` inside
+FEATURES_DIR with links resolved. Any bad row refuses the whole run with one line naming
+``label.csv:LINE``, so nothing is read or written anywhere else. A clip's media file may
+itself be a symbolic link (datasets are often assembled that way) but must lead to a regular
+file. A clip file counts as done only when it opens as an ``.npz`` holding every key
+``save_clip`` writes for this clip; anything else there is extracted again.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import glob
 import logging
 import math
 import multiprocessing
+import os
+import stat
+import zipfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from extractors import face as face_mod
 from extractors import voice as voice_mod
 from extractors.errors import ExtractionError
 from extractors.text import TEXT_EXTRACTOR_VERSION
 from model.feature_store import SPLITS, save_clip, write_manifest
+from model.schema import MODALITIES
 from pipeline.config import PipelineConfig
 from pipeline.errors import USER_ERRORS, PipelineError
 from pipeline.features import featurize
 from pipeline.inputs import MEDIA_SUFFIXES
 from pipeline.models import Models
+from storage.locations import UnsafeNameError, check_name, lies_inside
 
-__all__ = ["ClipSpec", "ExtractOptions", "ExtractSummary", "EXTRACT_PARTS", "read_label_csv", "extract_dataset"]
+__all__ = ["ClipSpec", "ExtractOptions", "ExtractSummary", "EXTRACT_PARTS", "FEATURE_KEYS", "LABEL_COLUMNS",
+           "extract_dataset", "is_complete_clip", "read_label_csv"]
 
 log = logging.getLogger(__name__)
 
+LABEL_FILE = "label.csv"
 LABEL_COLUMNS: tuple[str, ...] = ("video_id", "clip_id", "text", "label", "mode")
+#: What a complete clip file holds: the arrays and strings ``model.feature_store.save_clip`` writes.
+FEATURE_KEYS: frozenset[str] = frozenset(
+    {*MODALITIES, *(f"{m}_mask" for m in MODALITIES), "label", "video_id", "clip_id", "asr_text", "label_text"}
+)
 #: The model parts extraction needs: inference's, minus MIAR.
 EXTRACT_PARTS: tuple[str, ...] = ("asr", "face", "text")
 
@@ -61,6 +87,7 @@ class ClipSpec:
         text: The dataset's transcript (recorded, not encoded: inference sees ASR words).
         label: Sentiment in [-3, 3].
         split: "train", "valid" or "test".
+        line: The row's line in label.csv (where it ends), for messages; 0 when not from a file.
     """
 
     video_id: str
@@ -68,6 +95,7 @@ class ClipSpec:
     text: str
     label: float
     split: str
+    line: int = 0
 
     @property
     def key(self) -> str:
@@ -109,33 +137,107 @@ class ExtractSummary:
 
 
 def read_label_csv(dataset: Path) -> list[ClipSpec]:
-    """The rows of ``dataset/label.csv``.
+    """The rows of ``dataset/label.csv``, checked (see the module docstring), read row by row.
 
     Raises:
-        PipelineError: The file is missing, lacks a column, or a row has a bad label or mode.
+        PipelineError: One line naming ``label.csv:LINE``: the file is missing, not UTF-8 or not
+            CSV; a column is missing; a row has too few or too many fields, a field over
+            ``csv.field_size_limit()`` characters, an id that cannot be a file name, a bad label
+            or mode; or a clip is listed twice.
     """
-    path = dataset / "label.csv"
+    path = dataset / LABEL_FILE
+    if path.exists() and not path.is_file():  # a FIFO would block open() forever
+        raise PipelineError(f"{path}: not a regular file")
     try:
-        with open(path, encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in LABEL_COLUMNS if c not in (reader.fieldnames or ())]
-            if missing:
-                raise PipelineError(f"{path}: missing columns {missing} (MMSA layout: {','.join(LABEL_COLUMNS)})")
-            rows = list(reader)
+        with open(path, encoding="utf-8-sig", newline="") as f:  # -sig: a byte-order mark is not a column name
+            reader = csv.reader(f)
+            try:
+                return _parse_label_rows(reader, path)
+            except csv.Error as e:
+                raise PipelineError(f"{path}:{reader.line_num}: {_csv_problem(e)}") from e
+            except UnicodeDecodeError as e:
+                line, byte = _first_undecodable_line(path)
+                raise PipelineError(f"{path}:{line}: byte 0x{byte:02x} is not UTF-8 (Latin-1 or another code "
+                                    f"page?); save {LABEL_FILE} as UTF-8") from e
     except OSError as e:
         raise PipelineError(f"{path}: cannot read the dataset's label file: {e.strerror or e}") from e
-    specs = []
-    for n, row in enumerate(rows, 2):
-        try:
-            label = float(row["label"])
-        except ValueError as e:
-            raise PipelineError(f"{path}:{n}: label {row['label']!r} is not a number") from e
-        if not math.isfinite(label) or not -3.0 <= label <= 3.0:
-            raise PipelineError(f"{path}:{n}: label {label} outside [-3, 3]")
-        if row["mode"] not in SPLITS:
-            raise PipelineError(f"{path}:{n}: mode {row['mode']!r}, expected one of {', '.join(SPLITS)}")
-        specs.append(ClipSpec(row["video_id"].strip(), row["clip_id"].strip(), row["text"], label, row["mode"]))
+
+
+def _parse_label_rows(reader: Any, path: Path) -> list[ClipSpec]:
+    """ClipSpecs of the rows ``reader`` (a ``csv.reader`` over label.csv) gives; the header first."""
+    header = [name.strip() for name in next(reader, [])]
+    if not any(header):
+        raise PipelineError(f"{path}:1: no header (MMSA layout: {','.join(LABEL_COLUMNS)})")
+    missing = [c for c in LABEL_COLUMNS if c not in header]
+    if missing:
+        raise PipelineError(f"{path}:1: missing columns {missing}, found {_shown(','.join(header))} "
+                            f"(MMSA layout: {','.join(LABEL_COLUMNS)})")
+    index = {c: header.index(c) for c in LABEL_COLUMNS}
+    specs: list[ClipSpec] = []
+    first_line: dict[str, int] = {}
+    for values in reader:
+        if not values:  # a blank line
+            continue
+        line = reader.line_num
+        if len(values) != len(header):
+            raise PipelineError(f"{path}:{line}: {len(values)} fields, the header has {len(header)}")
+        spec = _clip_spec({c: values[i] for c, i in index.items()}, path, line)
+        seen = first_line.setdefault(spec.key, line)
+        if seen != line:
+            raise PipelineError(f"{path}:{line}: clip {_shown(spec.key)} is listed twice (first at line {seen})")
+        specs.append(spec)
     return specs
+
+
+def _clip_spec(row: dict[str, str], path: Path, line: int) -> ClipSpec:
+    """One row's ClipSpec, its ids checked as file names, its label and mode as values."""
+    video_id, clip_id = row["video_id"].strip(), row["clip_id"].strip()
+    for column, value, suffixes in (("video_id", video_id, ("",)), ("clip_id", clip_id, (".npz", ".mp4"))):
+        try:
+            check_name(value, suffixes)
+        except UnsafeNameError as e:
+            raise PipelineError(f"{path}:{line}: {column} {_shown(value)} {e}; ids become file and folder "
+                                "names under Raw/ and the features folder") from e
+    try:
+        label = float(row["label"])
+    except ValueError as e:
+        raise PipelineError(f"{path}:{line}: label {_shown(row['label'])} is not a number") from e
+    if not math.isfinite(label) or not -3.0 <= label <= 3.0:
+        raise PipelineError(f"{path}:{line}: label {label} outside [-3, 3]")
+    mode = row["mode"].strip()
+    if mode not in SPLITS:
+        raise PipelineError(f"{path}:{line}: mode {_shown(mode)}, expected one of {', '.join(SPLITS)}")
+    return ClipSpec(video_id, clip_id, row["text"], label, mode, line)
+
+
+def _csv_problem(error: csv.Error) -> str:
+    text = str(error)
+    if "field larger than field limit" in text:
+        return (f"a field is longer than {csv.field_size_limit():,} characters (csv.field_size_limit); "
+                f"is this the dataset's {LABEL_FILE}?")
+    return f"not readable as CSV: {text}"
+
+
+def _first_undecodable_line(path: Path) -> tuple[int, int]:
+    """(line, first bad byte) of the first line of ``path`` that is not UTF-8; (0, 0) if none is.
+
+    UTF-8 never splits a character across a newline, so line by line is exact; read again
+    only when decoding already failed.
+    """
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            if n == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                return n, raw[e.start]
+    return 0, 0
+
+
+def _shown(value: str, limit: int = 60) -> str:
+    """``value`` quoted for a one-line message: control characters escaped, long values cut."""
+    return repr(value[:limit]) + (f"... ({len(value):,} characters)" if len(value) > limit else "")
 
 
 def media_path(dataset: Path, spec: ClipSpec) -> Path:
@@ -144,8 +246,58 @@ def media_path(dataset: Path, spec: ClipSpec) -> Path:
     mp4 = folder / f"{spec.clip_id}.mp4"
     if mp4.exists():
         return mp4
-    others = sorted(p for p in folder.glob(f"{spec.clip_id}.*") if p.suffix.lower() in MEDIA_SUFFIXES)
+    pattern = f"{glob.escape(spec.clip_id)}.*"  # an id is a name, never a pattern ("[a]", "*")
+    others = sorted(p for p in folder.glob(pattern) if p.suffix.lower() in MEDIA_SUFFIXES)
     return others[0] if others else mp4
+
+
+def _check_folders_inside(dataset: Path, out: Path, specs: Sequence[ClipSpec]) -> None:
+    """Refuse the run when a clip's media folder leaves ``Raw`` or its feature folder leaves ``out``.
+
+    The ids are plain names already, so only a symbolic link inside the dataset or the
+    features folder can lead elsewhere; each folder is resolved once.
+
+    Raises:
+        PipelineError: Naming the first such row.
+    """
+    raw, label_path = dataset / "Raw", dataset / LABEL_FILE
+    checked: set[Path] = set()
+    for spec in specs:
+        for folder, root in ((raw / spec.video_id, raw), (out / spec.split / spec.video_id, out)):
+            if folder in checked:
+                continue
+            if not lies_inside(folder, root):
+                raise PipelineError(
+                    f"{label_path}:{spec.line}: video_id {_shown(spec.video_id)}: {folder} leads outside {root} "
+                    "(a symbolic link?); nothing was extracted"
+                )
+            checked.add(folder)
+
+
+def is_complete_clip(target: Path, spec: ClipSpec) -> bool:
+    """True when ``target`` is a regular file (not a link) that opens as this clip's ``.npz``.
+
+    A leftover, truncated or foreign file is not complete (a warning says why): resume
+    extracts the clip again and the atomic writer replaces it.
+    """
+    try:
+        if not stat.S_ISREG(os.lstat(target).st_mode):
+            problem = "not a regular file"
+        else:
+            with np.load(target) as z:
+                missing = sorted(FEATURE_KEYS - set(z.files))
+                if missing:
+                    problem = f"lacks {missing[:4]}"
+                elif (str(z["video_id"]), str(z["clip_id"])) != (spec.video_id, spec.clip_id):
+                    problem = f"holds clip {_shown(str(z['video_id']))}/{_shown(str(z['clip_id']))}"
+                else:
+                    return True
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # not an npz, truncated, pickled
+        problem = f"unreadable as .npz: {e}"
+    log.warning("%s: %s; extracting %s again", target, problem, spec.key)
+    return False
 
 
 def _extract_clip(path: Path, spec: ClipSpec, target: Path, config: PipelineConfig, models: Models,
@@ -169,29 +321,54 @@ def _extract_clip(path: Path, spec: ClipSpec, target: Path, config: PipelineConf
 
 #: The models, options and language of this process's extraction (set by ``_init_worker``).
 _WORKER: tuple[Models, PipelineConfig, str] | None = None
+#: Why this worker process could not load its models (set by ``_init_worker``), else None.
+_WORKER_SETUP_ERROR: str | None = None
+
+
+def _one_line(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def _init_worker(config: PipelineConfig, language: str) -> None:
-    global _WORKER
-    _WORKER = (Models.load(config, parts=EXTRACT_PARTS), config, language)
+    """Load this worker's models; a set-up error is kept for the parent, not raised (a raising
+    initializer breaks the pool with a traceback per worker)."""
+    global _WORKER, _WORKER_SETUP_ERROR
+    try:
+        _WORKER = (Models.load(config, parts=EXTRACT_PARTS), config, language)
+    except USER_ERRORS as e:
+        _WORKER_SETUP_ERROR = _one_line(e)
 
 
-def _extract_one(job: tuple[ClipSpec, Path, Path]) -> tuple[str, str]:
-    """Extract and write one clip in a worker; returns (key, "" or the failure reason)."""
+def _extract_one(job: tuple[ClipSpec, Path, Path]) -> tuple[str, str, bool]:
+    """Extract and write one clip in a worker.
+
+    Returns:
+        (clip key, "" or the failure reason, True when the worker's set-up failed).
+    """
+    spec, media, target = job
+    if _WORKER_SETUP_ERROR is not None:
+        return spec.key, _WORKER_SETUP_ERROR, True
     assert _WORKER is not None, "worker not initialised"
     models, config, language = _WORKER
-    spec, media, target = job
     try:
         if not media.exists():
             raise PipelineError(f"{media}: media file not found")
+        if not media.is_file():
+            raise PipelineError(f"{media}: not a regular file (a folder, device or pipe)")
         _extract_clip(media, spec, target, config, models, language)
     except (*USER_ERRORS, OSError, ValueError, RuntimeError) as e:  # the clip fails, the run goes on
-        return spec.key, str(e).splitlines()[0] if str(e) else type(e).__name__
-    return spec.key, ""
+        return spec.key, _one_line(e), False
+    return spec.key, "", False
 
 
 def _run_jobs(jobs: list[tuple[ClipSpec, Path, Path]], config: PipelineConfig, options: ExtractOptions,
               models: Models | None) -> Iterator[tuple[str, str]]:
+    """(clip key, "" or the failure reason) of each job, in order.
+
+    Raises:
+        ExtractionError, CheckpointError, PipelineError: The models cannot be loaded (with
+            workers: the first worker's reason; the remaining jobs are cancelled).
+    """
     if not jobs:
         return
     if options.workers <= 1:
@@ -201,7 +378,8 @@ def _run_jobs(jobs: list[tuple[ClipSpec, Path, Path]], config: PipelineConfig, o
         _WORKER = (Models.load(config, parts=EXTRACT_PARTS) if models is None else models, config, options.language)
         try:
             for job in jobs:
-                yield _extract_one(job)
+                key, error, _ = _extract_one(job)
+                yield key, error
         finally:
             if own:
                 _WORKER[0].close()
@@ -211,7 +389,11 @@ def _run_jobs(jobs: list[tuple[ClipSpec, Path, Path]], config: PipelineConfig, o
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(options.workers, mp_context=context, initializer=_init_worker,
                              initargs=(config, options.language)) as pool:
-        yield from pool.map(_extract_one, jobs)
+        for key, error, setup_failed in pool.map(_extract_one, jobs):
+            if setup_failed:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise PipelineError(f"a worker cannot load the models: {error}")
+            yield key, error
 
 
 def extract_dataset(dataset: Path, out: Path, config: PipelineConfig | None = None,
@@ -220,7 +402,7 @@ def extract_dataset(dataset: Path, out: Path, config: PipelineConfig | None = No
 
     Args:
         dataset: Folder with label.csv and Raw/.
-        out: Features folder (created; existing clip files are kept and skipped).
+        out: Features folder (created; complete clip files are kept and skipped).
         config: Pipeline options (default ``PipelineConfig()``): the same as inference's.
         options: Workers and decoding language.
         models: Models already loaded for ``config`` (at least ``EXTRACT_PARTS``), used
@@ -230,18 +412,28 @@ def extract_dataset(dataset: Path, out: Path, config: PipelineConfig | None = No
         Counts and failures of this run.
 
     Raises:
-        PipelineError: label.csv is missing or malformed, the same clip is listed twice,
-            or the manifest cannot be written.
+        PipelineError: label.csv is missing or malformed (a bad id, label or mode, a clip
+            listed twice), a folder built from an id leads outside ``Raw`` or ``out`` (all
+            before anything is extracted), ``out`` cannot be created, or the manifest cannot
+            be written.
+        ExtractionError, CheckpointError: The models cannot be loaded.
     """
     config = config or PipelineConfig()
     specs = read_label_csv(dataset)
-    keys = [s.key for s in specs]
-    duplicates = sorted({k for k in keys if keys.count(k) > 1})
-    if duplicates:
-        raise PipelineError(f"{dataset / 'label.csv'}: clips listed twice: {duplicates[:5]}")
-    out.mkdir(parents=True, exist_ok=True)
-    todo = [(s, media_path(dataset, s), s.feature_file(out)) for s in specs if not s.feature_file(out).exists()]
-    skipped = len(specs) - len(todo)
+    _check_folders_inside(dataset, out, specs)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise PipelineError(f"{out}: cannot create the features folder: {e.strerror or e}") from e
+    done: set[str] = set()
+    todo: list[tuple[ClipSpec, Path, Path]] = []
+    for spec in specs:
+        target = spec.feature_file(out)
+        if is_complete_clip(target, spec):
+            done.add(spec.key)
+        else:
+            todo.append((spec, media_path(dataset, spec), target))
+    skipped = len(done)
     log.info("%d clips in %s: %d to extract, %d already done", len(specs), dataset, len(todo), skipped)
     failures: list[tuple[str, str]] = []
     for n, (key, error) in enumerate(_run_jobs(todo, config, options, models), 1):
@@ -249,19 +441,19 @@ def extract_dataset(dataset: Path, out: Path, config: PipelineConfig | None = No
             failures.append((key, error))
             log.error("%s failed: %s", key, error)
         else:
+            done.add(key)
             log.info("%d/%d %s", n, len(todo), key)
-    manifest = _write_manifest(dataset, out, specs, failures, config)
+    manifest = _write_manifest(dataset, out, specs, done, failures, config)
     return ExtractSummary(len(todo) - len(failures), skipped, tuple(failures), manifest)
 
 
-def _write_manifest(dataset: Path, out: Path, specs: Sequence[ClipSpec], failures: Sequence[tuple[str, str]],
-                    config: PipelineConfig) -> Path:
+def _write_manifest(dataset: Path, out: Path, specs: Sequence[ClipSpec], done: set[str],
+                    failures: Sequence[tuple[str, str]], config: PipelineConfig) -> Path:
     by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     for spec in specs:
-        target = spec.feature_file(out)
-        if target.exists():
+        if spec.key in done:  # names built from checked ids: relative to ``out`` by construction
             by_split[spec.split].append({"video_id": spec.video_id, "clip_id": spec.clip_id, "label": spec.label,
-                                         "file": str(target.relative_to(out))})
+                                         "file": f"{spec.split}/{spec.video_id}/{spec.clip_id}.npz"})
     split_of = {s.key: s.split for s in specs}
     manifest = {
         "dataset": str(dataset),

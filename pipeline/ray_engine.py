@@ -18,13 +18,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from glob import escape as glob_escape
 from typing import TYPE_CHECKING
 
 from pipeline.errors import USER_ERRORS, PipelineError
 from pipeline.inputs import BatchItem, WriteOptions
 from pipeline.jobs import VideoOutcome, score_one
-from storage.files import TEMP_SUFFIX
+from storage.files import temp_files_of
 
 if TYPE_CHECKING:
     from pipeline.config import PipelineConfig
@@ -167,8 +166,6 @@ def _remove_partial_files(items: list[BatchItem], options: WriteOptions) -> None
 
             targets += report_paths(item.output.parent, item.path.stem)
         for target in targets:
-            # storage.files.atomic_path names its temporary file .<name[:200]>.<random>.part<suffix>
-            pattern = f".{glob_escape(target.name[:200])}.*{TEMP_SUFFIX}{target.suffix}"
-            for part in target.parent.glob(pattern):
+            for part in temp_files_of(target):
                 part.unlink(missing_ok=True)
                 log.debug("removed partial %s", part)

@@ -17,6 +17,7 @@ Errors are ``OSError``s; callers turn them into their own one-line errors.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import stat
@@ -27,10 +28,15 @@ from pathlib import Path
 from typing import IO
 
 __all__ = ["NotRegularFileError", "atomic_path", "open_atomic", "write_bytes_atomic", "write_text_atomic",
-           "write_via_atomic", "sha256_of", "TEMP_SUFFIX"]
+           "write_via_atomic", "sha256_of", "TEMP_SUFFIX", "temp_prefix", "temp_name_bytes", "temp_files_of"]
 
 #: Temporary files end with this (then the target's own suffix, which ``np.savez`` needs).
 TEMP_SUFFIX = ".part"
+#: Bytes of the target's name kept in its temporary name, which must stay within the file
+#: system's 255-byte limit for a name: "." + these + "." + 8 random characters + suffixes.
+TEMP_NAME_KEEP_BYTES = 200
+#: Random characters ``tempfile.mkstemp`` puts in a name.
+_MKSTEMP_RANDOM_CHARS = 8
 
 #: The process's umask, read once at import (reading it means setting it, which is not thread-safe).
 _UMASK = os.umask(0o022)
@@ -39,6 +45,29 @@ os.umask(_UMASK)
 
 class NotRegularFileError(OSError):
     """The target exists and is not a regular file: it is never replaced."""
+
+
+def temp_prefix(name: str) -> str:
+    """The start of the temporary name of a file called ``name``: ``.`` + up to 200 bytes of it + ``.``.
+
+    Cut by bytes at a character boundary, so a long multibyte name still gets a temporary
+    name within 255 bytes whenever its own name fits.
+    """
+    kept = os.fsencode(name)[:TEMP_NAME_KEEP_BYTES].decode("utf-8", errors="ignore")
+    return f".{kept}."
+
+
+def temp_name_bytes(name: str) -> int:
+    """Length in bytes of the temporary name ``atomic_path`` gives a file called ``name``."""
+    return (len(os.fsencode(temp_prefix(name))) + _MKSTEMP_RANDOM_CHARS
+            + len(os.fsencode(TEMP_SUFFIX + Path(name).suffix)))
+
+
+def temp_files_of(path: Path) -> list[Path]:
+    """Temporary files ``atomic_path`` left for ``path`` (a writer killed mid-write cannot remove its own)."""
+    path = Path(path)
+    pattern = f"{glob.escape(temp_prefix(path.name))}*{TEMP_SUFFIX}{path.suffix}"
+    return sorted(path.parent.glob(pattern))
 
 
 def _check_target(path: Path) -> None:
@@ -66,7 +95,8 @@ def atomic_path(path: Path) -> Iterator[Path]:
     path = Path(path)
     _check_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:200]}.", suffix=TEMP_SUFFIX + path.suffix)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name),
+                                      suffix=TEMP_SUFFIX + path.suffix)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -83,6 +83,9 @@ class _RecordingMiar:
         self.fed.extend(samples)
         return self._miar.predict(samples)  # type: ignore[attr-defined]
 
+    def __getattr__(self, name: str) -> object:  # every other reading (per-modality heads, ...) as loaded
+        return getattr(self._miar, name)
+
 
 @pytest.mark.slow
 @requires_grid

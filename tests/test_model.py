@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from model.batch import ModalityStats, SampleInput, collate
 from model.checkpoint import CheckpointError, load_checkpoint, read_weights_config, save_checkpoint
 from model.metrics import mosi_metrics
 from model.miar import Miar, MiarDims, info_nce
+from storage.files import sha256_of
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = REPO_ROOT / "weights" / "miar-v1"
@@ -212,6 +214,102 @@ def test_column_and_encoder_mismatch_raise(model: Miar, tmp_path: Path) -> None:
         _load(folder, expected_vision_columns=face_mod.COLUMNS[:-1] + ("extra",))
     with pytest.raises(CheckpointError, match="text encoder"):
         _load(folder, expected_encoder="some-other-encoder")
+
+
+def _edit_config(folder: Path, edit) -> None:
+    path = folder / "config.json"
+    config = json.loads(path.read_text())
+    edit(config)
+    path.write_text(json.dumps(config))
+
+
+def _set_dims(**values):
+    return lambda c: c["dims"].update(values)
+
+
+def _drop(*keys):
+    def edit(config: dict) -> None:
+        target = config
+        for key in keys[:-1]:
+            target = target[key]
+        del target[keys[-1]]
+    return edit
+
+
+# Each edit is a case of issue 11 item 7 (or a neighbour of one); the message names config.json and the field.
+@pytest.mark.parametrize("edit,message", [
+    (_set_dims(d_model=40000), r"dims.d_model is 40000, expected an integer in \[1, 4096\]"),
+    (_set_dims(d_model=1e9), r"dims.d_model is 1000000000.0, expected an integer in \[1, 4096\]"),
+    (_set_dims(n_layers=1_000_000), r"dims.n_layers is 1000000, expected an integer in \[1, 64\]"),
+    (_set_dims(d_model="128"), r"dims.d_model is '128', expected an integer"),
+    (_set_dims(dropout="0.1"), r"dims.dropout is '0.1', expected a number in \[0, 0.99\]"),
+    (_set_dims(interaction=1), r"dims.interaction is 1, expected true or false"),
+    (_set_dims(n_heads=3), r"dims.n_heads 3 does not divide dims.d_model 32"),
+    (_set_dims(n_heads=0), r"dims.n_heads is 0, expected an integer in \[1, 128\]"),
+    (_set_dims(init_temperature=float("nan")), r"dims.init_temperature is nan, expected a number"),
+    (_set_dims(d_model=4096, n_heads=8, n_layers=64, ff_mult=16), r"more than the 536,870,912 this code builds"),
+    (_set_dims(d_model=64), r"model.pt: [\d,]+ bytes, but the dims in config.json make [\d,]+ bytes"),
+    (_drop("dims"), r"config.json: no 'dims'; a weights config holds dims, text_encoder"),
+    (_drop("normalisation"), r"config.json: no 'normalisation'"),
+    (_drop("dims", "n_heads"), r"config.json: dims has no 'n_heads'"),
+    (lambda c: c.update(dims=[1, 2]), r"config.json: dims is \[1, 2\], expected an object"),
+    (lambda c: c.update(max_tokens="128"), r"config.json: max_tokens is '128', expected an integer"),
+    (lambda c: c.update(trained_modalities=["smell"]), r"trained_modalities is \['smell'\], expected some of"),
+    (lambda c: c.update(trained_modalities=[]), r"trained_modalities is \[\], expected some of"),
+    (lambda c: c.update(trained_modalities=["text", "audio"]), r"normalisation.audio is \{'trained': False"),
+    (lambda c: c["normalisation"]["text"].update(mean=[0.0] * 10), r"normalisation.text.mean has 10 values, its "
+                                                                    r"columns are 384"),
+    (lambda c: c["normalisation"]["text"]["std"].__setitem__(0, 0.0), r"normalisation.text.std holds a value that "
+                                                                     r"is not a finite number above 0"),
+    (lambda c: c.update(audio_columns=c["audio_columns"][:-1]), r"audio_columns lists 33 columns, dims say 34"),
+    (lambda c: c.update(model_sha256=None), r"model_sha256 is None, expected a string"),
+])
+def test_malformed_weights_config_is_one_line_before_anything_is_built(model: Miar, tmp_path: Path, edit,
+                                                                       message: str) -> None:
+    folder = _save(tmp_path / "w", model)
+    _edit_config(folder, edit)
+    started = time.perf_counter()
+    with pytest.raises(CheckpointError, match=message) as raised:
+        _load(folder)
+    assert time.perf_counter() - started < 10, "must refuse before allocating the network"
+    text = str(raised.value)
+    assert "\n" not in text and str(folder) in text and len(text) < 400
+
+
+def test_empty_or_foreign_model_file_is_one_line(model: Miar, tmp_path: Path) -> None:
+    folder = _save(tmp_path / "w", model)
+    (folder / "model.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"model.pt is empty \(0 bytes\)"):
+        _load(folder)
+    with pytest.raises(CheckpointError, match=r"model.pt is empty"):
+        read_weights_config(folder)
+    folder = _save(tmp_path / "w2", model)  # a pickle of the right size and hash that is not a state_dict
+    size = (folder / "model.pt").stat().st_size
+    torch.save([torch.zeros(1)], folder / "model.pt")
+    with open(folder / "model.pt", "ab") as f:
+        f.write(b"\0" * (size - (folder / "model.pt").stat().st_size))
+    _edit_config(folder, lambda c: c.update(model_sha256=sha256_of(folder / "model.pt")))
+    with pytest.raises(CheckpointError, match=r"model.pt does not fit the network in config.json"):
+        _load(folder)
+
+
+def test_oversized_or_nested_config_json_is_refused_unread(model: Miar, tmp_path: Path) -> None:
+    folder = _save(tmp_path / "w", model)
+    (folder / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(CheckpointError, match="cannot be read as JSON"):
+        read_weights_config(folder)
+    with open(folder / "config.json", "w") as f:
+        f.truncate(17 << 20)
+    with pytest.raises(CheckpointError, match="more than a weights config holds"):
+        read_weights_config(folder)
+
+
+def test_dims_schema_covers_every_dims_field() -> None:
+    from dataclasses import fields
+
+    from model.checkpoint import _DIMS_SCHEMA
+
+    assert set(_DIMS_SCHEMA) == {f.name for f in fields(MiarDims)}
 
 
 def test_metrics_against_hand_computed_values() -> None:
