@@ -31,6 +31,11 @@ class Media:
         audio_sample_rate_hz: Native sample rate of the first audio stream, or None.
         video_codec: Codec name of the video stream ("h264", ...), or None.
         audio_codec: Codec name of the audio stream, or None.
+        audio_stream_count: How many audio streams the file holds (``probe`` counts them;
+            a record made by hand may leave 0, which reads as one when ``has_audio``).
+        audio_duration_s: Duration of the first audio stream when the container records
+            it per stream (Matroska/WebM do), else None; it can be shorter than
+            ``duration_s``, which is the longest stream's.
     """
 
     path: Path
@@ -44,6 +49,8 @@ class Media:
     audio_sample_rate_hz: int | None = None
     video_codec: str | None = None
     audio_codec: str | None = None
+    audio_stream_count: int = 0
+    audio_duration_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,7 @@ class PipelineConfig:
         asr_model: str | None = None,
         language: str | None = None,
         fps: float | None = None,
+        max_duration_s: float | None = None,
         weights_dir: Path | None = None,
     ) -> PipelineConfig:
         """A copy with the CLI's overrides applied (None leaves the default)."""
@@ -87,6 +88,8 @@ class PipelineConfig:
             config = replace(config, asr=replace(config.asr, language=language))
         if fps is not None:
             config = replace(config, media=replace(config.media, frame_fps=fps))
+        if max_duration_s is not None:
+            config = replace(config, media=replace(config.media, max_duration_s=max_duration_s))
         if weights_dir is not None:
             config = replace(config, weights_dir=weights_dir)
         return config

@@ -78,7 +78,8 @@ def featurize(
         The features; ``status == "no_speech"`` with no utterances when no word could be encoded.
 
     Raises:
-        MediaError: The file cannot be read as media.
+        MediaError: The file cannot be read as media, or lasts longer than
+            ``config.media.max_duration_s``.
         NoAudioTrackError: The file has no audio, so there is nothing to transcribe.
         UnsupportedLanguageError: The speech is confidently not English (``language=None`` only).
         ValueError: An unknown segmentation, or a model part missing from ``models``.
@@ -96,7 +97,9 @@ def featurize(
 
     with _timed(seconds, "decode"):
         media = probe(path, models.ffmpeg)  # the only probe: decode_audio and the face stage take its result
-        audio = decode_audio(media, models.ffmpeg, config.media.sample_rate_hz)
+        # Too long a file is refused here, before anything is decoded (max_duration_s).
+        audio = decode_audio(media, models.ffmpeg, config.media.sample_rate_hz,
+                             max_duration_s=config.media.max_duration_s)
     total = max(len(audio) / SAMPLE_RATE_HZ, media.duration_s)
     report("decode", total, total)
 

@@ -5,8 +5,12 @@ Every test that runs ffmpeg is marked slow; parsing a stream listing is not.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +21,10 @@ from extractors.errors import MediaError, NoAudioTrackError, NoVideoTrackError
 from extractors.media import (
     NO_AUDIO_TRACK,
     MediaOptions,
+    _input_url,
     _parse_probe,
+    _StderrTail,
+    check_duration,
     decode_audio,
     frame_count_estimate,
     iter_frames,
@@ -229,9 +236,13 @@ def test_decode_audio_of_probed_media_does_not_probe_again(
 
 
 @pytest.mark.slow
-def test_decode_audio_of_truncated_file_returns_what_it_can(media_dir: Path, ffmpeg: Path) -> None:
-    audio = decode_audio(media_dir / "truncated.mp4", ffmpeg)
+def test_decode_audio_of_truncated_file_returns_what_it_can(
+    media_dir: Path, ffmpeg: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="extractors.media"):
+        audio = decode_audio(media_dir / "truncated.mp4", ffmpeg)
     assert 0 < len(audio) < 3.0 * 16000
+    assert "but the container says 3.00 s (truncated file? ffmpeg: " in caplog.text  # ffmpeg saw data missing
 
 
 @pytest.mark.slow
@@ -356,3 +367,290 @@ def test_real_mosi_clip(ffmpeg: Path) -> None:
     frames = list(iter_frames(media, ffmpeg, fps=5.0, max_side_px=640))
     assert len(frames) == pytest.approx(frame_count_estimate(media, 5.0), abs=1)
     assert frames[0].image.shape == (360, 480, 3)
+
+
+# --- hostile and careless input (issue 11) -------------------------------------------------
+
+
+def test_probe_counts_audio_streams_and_reads_a_stream_duration_tag() -> None:
+    # A Matroska listing: each stream carries its own DURATION tag; the audio ends first.
+    stderr = """Input #0, matroska,webm, from 'two.mkv':
+  Duration: 00:00:03.00, start: 0.000000, bitrate: 174 kb/s
+  Stream #0:0: Video: h264 (Constrained Baseline), yuv420p(tv, progressive), 320x240, 25 fps, 25 tbr, 1k tbn
+      Metadata:
+        DURATION        : 00:00:03.000000000
+  Stream #0:1(eng): Audio: aac (LC), 44100 Hz, mono, fltp
+      Metadata:
+        DURATION-eng    : 00:00:01.523000000
+  Stream #0:2: Audio: opus, 48000 Hz, stereo, fltp
+      Metadata:
+        DURATION        : 00:00:02.900000000
+"""
+    media = _parse_probe(Path("two.mkv"), stderr)
+    assert media.audio_stream_count == 2
+    assert media.audio_duration_s == pytest.approx(1.523)  # the first audio stream's, not the video's
+    assert media.audio_sample_rate_hz == 44100 and media.duration_s == pytest.approx(3.0)
+    no_tags = "\n".join(line for line in stderr.splitlines() if "DURATION" not in line and "Metadata" not in line)
+    assert _parse_probe(Path("two.mkv"), no_tags).audio_duration_s is None
+
+
+def _refuse_ffmpeg(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any attempt to start a process fail the test: a refusal must come first."""
+
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise AssertionError("ffmpeg was started")
+
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+    monkeypatch.setattr(subprocess, "run", no_process)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+def test_fifo_and_devices_are_refused_before_ffmpeg_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fifo = tmp_path / "stream.mp4"
+    os.mkfifo(fifo)  # nobody writes to it: opening it for reading would block forever
+    cases = [(fifo, "is not a regular file (FIFO)")]
+    if Path("/dev/zero").exists():
+        cases.append((Path("/dev/zero"), "is not a regular file (character device)"))
+        link = tmp_path / "zero.wav"
+        link.symlink_to("/dev/zero")
+        cases.append((link, "is not a regular file (character device)"))
+    _refuse_ffmpeg(monkeypatch)
+    for path, message in cases:
+        started = time.perf_counter()
+        for call in (lambda: probe(path, Path("ffmpeg")), lambda: decode_audio(path, Path("ffmpeg"))):
+            with pytest.raises(MediaError) as raised:
+                call()
+            text = str(raised.value)
+            assert text.startswith(f"{path}: ") and message in text and "\n" not in text
+            assert "empty" not in text
+        assert time.perf_counter() - started < 1.0
+
+
+def test_dangling_symlink_is_no_such_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    link = tmp_path / "gone.mp4"
+    link.symlink_to(tmp_path / "nowhere.mp4")
+    _refuse_ffmpeg(monkeypatch)
+    with pytest.raises(MediaError, match="gone.mp4: no such file"):
+        probe(link, Path("ffmpeg"))
+
+
+def test_input_url_is_a_local_file_even_for_names_that_are_not_utf8() -> None:
+    assert _input_url(Path("http:host/x.mp4")) == b"file:http:host/x.mp4"
+    latin1 = Path(os.fsdecode(b"caf\xe9.mp4"))
+    assert _input_url(latin1) == b"file:caf\xe9.mp4"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name",
+    [
+        "with space.mp4",
+        "ünïcødé 声音.mp4",
+        "-y.mp4",  # looks like an ffmpeg option
+        "-i",
+        "http:example.com.mp4",  # looks like a protocol / URL
+        "concat:av.mp4|av.mp4",
+        "pipe:0",
+        "quote'and\"dq;$(echo x).mp4",  # a shell would care; an argv list does not
+        os.fsdecode(b"caf\xe9.mp4"),  # not UTF-8 (ffmpeg-python alone would fail on it)
+    ],
+)
+def test_odd_file_names_are_read_as_local_files(media_dir: Path, ffmpeg: Path, name: str) -> None:
+    odd = media_dir / "odd" / name
+    odd.parent.mkdir(exist_ok=True)
+    odd.write_bytes((media_dir / "av.mp4").read_bytes())
+    media = probe(odd, ffmpeg)
+    assert media.duration_s == pytest.approx(3.0, abs=0.1)
+    assert len(decode_audio(media, ffmpeg)) == pytest.approx(3.0 * 16000, rel=0.01)
+    frames = iter_frames(media, ffmpeg, fps=2.0, max_side_px=160)
+    assert next(frames).image.shape == (120, 160, 3)
+    frames.close()
+
+
+@pytest.fixture(scope="module")
+def day_long(ffmpeg: Path, media_dir: Path) -> Path:
+    """24 hours of silence, audio only, compressed (FLAC in Matroska, about 1 MB, made in under a second).
+
+    One hour is encoded, then copied 24 times over without re-encoding.
+    """
+    hour = media_dir / "silence_1h.flac"
+    _make(ffmpeg, "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono:nb_samples=32768", "-t", "3600",
+          "-c:a", "flac", "-compression_level", "0", str(hour))  # fmt: skip
+    day = media_dir / "silence_24h.mka"
+    _make(ffmpeg, "-stream_loop", "23", "-i", str(hour), "-c", "copy", str(day))
+    return day
+
+
+def test_max_duration_default_and_validation() -> None:
+    from pipeline.config import PipelineConfig
+
+    assert MediaOptions().max_duration_s == 6 * 3600
+    assert PipelineConfig().with_overrides(max_duration_s=90.0).media.max_duration_s == 90.0
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="max_duration_s"):
+            MediaOptions(max_duration_s=bad)
+
+
+@pytest.mark.slow
+def test_a_day_long_file_is_refused_after_the_probe_before_decoding(
+    day_long: Path, ffmpeg: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_decoding(*args: object) -> None:
+        raise AssertionError("decoded although the probe said it is too long")
+
+    media = probe(day_long, ffmpeg)
+    assert media.duration_s == pytest.approx(86400, abs=1)
+    monkeypatch.setattr("extractors.media._decode_stream", no_decoding)
+    started = time.perf_counter()
+    with pytest.raises(MediaError) as raised:
+        decode_audio(day_long, ffmpeg, max_duration_s=MediaOptions().max_duration_s)  # probes, then refuses
+    assert time.perf_counter() - started < 5.0
+    assert str(raised.value) == (
+        f"{day_long}: lasts 24:00:00 (86400 s), longer than the 21600 s limit "
+        "(--max-duration SECONDS, MediaOptions.max_duration_s)"
+    )
+    with pytest.raises(MediaError, match="longer than the 21600 s limit"):
+        check_duration(media, 21600)
+    check_duration(media, float("inf"))  # no limit
+
+
+@pytest.mark.slow
+def test_featurize_refuses_a_too_long_file_before_any_stage(
+    day_long: Path, ffmpeg: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from pipeline.config import PipelineConfig
+    from pipeline.features import featurize
+
+    monkeypatch.setattr("extractors.media._decode_stream", lambda *args: pytest.fail("decoded"))
+    untouchable = SimpleNamespace()  # any use of a model would raise AttributeError
+    models = SimpleNamespace(ffmpeg=ffmpeg, transcriber=untouchable, face=untouchable, text_encoder=untouchable)
+    with pytest.raises(MediaError, match="longer than the 21600 s limit"):
+        featurize(day_long, PipelineConfig(), models)  # type: ignore[arg-type]
+    config = PipelineConfig().with_overrides(max_duration_s=3600)
+    with pytest.raises(MediaError, match="lasts 24:00:00 .* longer than the 3600 s limit"):
+        featurize(day_long, config, models)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_limit_holds_when_the_container_does_not_say_the_duration(media_dir: Path, ffmpeg: Path) -> None:
+    unknown = dataclasses.replace(probe(media_dir / "av.mp4", ffmpeg), duration_s=0.0)
+    assert len(decode_audio(unknown, ffmpeg, max_duration_s=10.0)) == pytest.approx(3.0 * 16000, rel=0.01)
+    with pytest.raises(MediaError, match="decodes to more than 0:00:01 \\(1 s\\) of audio, the limit"):
+        decode_audio(unknown, ffmpeg, max_duration_s=1.0)
+    assert _ffmpeg_children() == []
+
+
+#: Peak RSS of one decode_audio call in a fresh interpreter, over the RSS it had before decoding.
+_MEASURE_DECODE = """
+import resource, sys
+from pathlib import Path
+from extractors.media import decode_audio, probe
+media = probe(Path(sys.argv[1]), Path(sys.argv[2]))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+audio = decode_audio(media, Path(sys.argv[2]))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(len(audio), audio.nbytes, (peak - before) * 1024)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in KiB on Linux")
+def test_decode_audio_holds_an_hour_of_audio_once(ffmpeg: Path, media_dir: Path) -> None:
+    # Before: bytes from the pipe plus a converted copy, about 2x the audio (444 MiB over for 1 h).
+    hour = media_dir / "tone_1h.flac"
+    _make(ffmpeg, "-f", "lavfi", "-i", "sine=frequency=220:sample_rate=16000:duration=3600:samples_per_frame=16384",
+          "-c:a", "flac", "-compression_level", "0", str(hour))  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", _MEASURE_DECODE, str(hour), str(ffmpeg)],
+                         capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1])  # fmt: skip
+    n_samples, audio_bytes, grown_bytes = map(int, out.stdout.split())
+    assert n_samples == 3600 * 16000
+    assert grown_bytes < 1.1 * audio_bytes + 16 * 2**20, f"peak RSS grew {grown_bytes / 2**20:.0f} MiB"
+
+
+@pytest.mark.slow
+def test_audio_stream_shorter_than_the_video_is_not_called_truncated(
+    ffmpeg: Path, media_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    x264 = ("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p")
+    for name in ("short_audio.mp4", "short_audio.mkv"):  # mp4: duration unknown per stream; mkv: tagged
+        _make(ffmpeg, "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:duration=3",
+              "-f", "lavfi", "-i", "sine=frequency=220:duration=1.5:sample_rate=44100",
+              *x264, "-c:a", "aac", str(media_dir / name))  # fmt: skip
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="extractors.media"):
+        for name in ("short_audio.mp4", "short_audio.mkv"):
+            audio = decode_audio(media_dir / name, ffmpeg)
+            assert len(audio) == pytest.approx(1.5 * 16000, abs=0.05 * 16000)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    assert "audio ends 1.50 s before the video" in caplog.text  # mp4: at debug level only
+
+    # Real truncation still warns: a Matroska cut short (compared with its audio stream's own
+    # duration) and a FLAC cut short (audio only: the container's duration is the audio's).
+    full = (media_dir / "short_audio.mkv").read_bytes()
+    (media_dir / "short_audio_cut.mkv").write_bytes(full[: int(len(full) * 0.4)])
+    _make(ffmpeg, "-i", str(media_dir / "tone.wav"), "-c:a", "flac", str(media_dir / "tone.flac"))
+    flac = (media_dir / "tone.flac").read_bytes()
+    (media_dir / "tone_cut.flac").write_bytes(flac[: len(flac) // 2])
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="extractors.media"):
+        decode_audio(media_dir / "short_audio_cut.mkv", ffmpeg)
+        decode_audio(media_dir / "tone_cut.flac", ffmpeg)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2, warnings
+    assert "but the audio stream says 1.52 s (truncated file?" in warnings[0]
+    assert "tone_cut.flac: decoded " in warnings[1]
+    assert " s of audio but the container says 2.00 s (truncated file?" in warnings[1]
+
+
+def _peak_hz(audio: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(audio))
+    return float(np.fft.rfftfreq(len(audio), 1 / 16000)[spectrum.argmax()])
+
+
+@pytest.mark.slow
+def test_silent_first_audio_stream_gives_way_to_one_with_sound(
+    ffmpeg: Path, media_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    silence = ("-f", "lavfi", "-i", "anullsrc=r=44100:cl=stereo")
+    tone = ("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100")
+    video = ("-f", "lavfi", "-i", "testsrc=size=160x120:rate=25")
+    x264 = ("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p")
+    # video + a muted track + a silent commentary track + the real sound
+    _make(ffmpeg, *video, *silence, *silence, *tone, "-map", "0:v", "-map", "1:a", "-map", "2:a", "-map", "3:a",
+          *x264, "-c:a", "aac", "-t", "2", str(media_dir / "muted_first.mp4"))  # fmt: skip
+    _make(ffmpeg, *tone, *silence, "-map", "0:a", "-map", "1:a", "-c:a", "flac", "-t", "2",
+          str(media_dir / "sound_first.mka"))  # fmt: skip
+    _make(ffmpeg, *silence, *silence, "-map", "0:a", "-map", "1:a", "-c:a", "flac", "-t", "2",
+          str(media_dir / "all_silent.mka"))  # fmt: skip
+
+    media = probe(media_dir / "muted_first.mp4", ffmpeg)
+    assert media.audio_stream_count == 3
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="extractors.media"):
+        audio = decode_audio(media, ffmpeg)
+    assert _peak_hz(audio) == pytest.approx(440, abs=2)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{media.path}: audio stream 0 is silent; using audio stream 2 (of 3), the first with sound"
+    ]
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="extractors.media"):
+        assert _peak_hz(decode_audio(media_dir / "sound_first.mka", ffmpeg)) == pytest.approx(440, abs=2)
+        quiet = decode_audio(media_dir / "all_silent.mka", ffmpeg)
+    assert len(quiet) == pytest.approx(2 * 16000, rel=0.01) and np.abs(quiet).max() < 1e-3
+    assert caplog.records == []
+
+
+def test_stderr_tail_drains_a_chatty_process_and_keeps_the_end() -> None:
+    # 2 MB of stderr: with nobody reading, the process would block on a full pipe.
+    chatty = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nfor i in range(200000): sys.stderr.write(f'line {i}\\n')"],
+        stderr=subprocess.PIPE,
+    )
+    assert chatty.stderr is not None
+    tail = _StderrTail(chatty.stderr)
+    assert chatty.wait(timeout=30) == 0
+    lines = tail.text().splitlines()
+    assert lines[-1] == "line 199999" and len(lines) == 20
