@@ -45,7 +45,7 @@ class BatchInterrupted(KeyboardInterrupt):
     """
 
     def __init__(self, outcomes: list[VideoOutcome], total: int) -> None:
-        super().__init__(f"interrupted after {len(outcomes)} of {total} inputs")
+        super().__init__(f"interrupted after {len(outcomes)} of {total} input{'' if total == 1 else 's'}")
         self.outcomes = outcomes
         self.total = total
 

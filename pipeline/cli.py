@@ -16,12 +16,16 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from model.schema import NEUTRAL_BAND, SCORE_MAX, SCORE_MIN
 from pipeline.api import ENGINES
 from pipeline.errors import USER_ERRORS, PipelineError
 from pipeline.output import OUTPUT_FORMATS
 from storage.locations import DEFAULT_WEIGHTS
+
+if TYPE_CHECKING:
+    from pipeline.models import Models
 
 __all__ = ["main", "build_parser", "setup_logging"]
 
@@ -39,7 +43,8 @@ examples:
   python -m pipeline run videos/ --engine ray            # one worker per core (requirements-ray.txt)
 
 Each CSV has one row per utterance: start_s, end_s, text, sentiment in [{SCORE_MIN:g}, {SCORE_MAX:g}]
-(MOSI scale), polarity (|score| < {NEUTRAL_BAND:g} is neutral) and the signals behind the score.
+(MOSI scale), polarity (|score| < {NEUTRAL_BAND:g} is neutral), what the text, voice and face say alone
+(text_score, voice_score, face_score) and the signals behind the score; empty where not observed.
 Everything runs offline on the CPU; models come from installed packages and weights/.
 """
 
@@ -86,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"MIAR weights folder (default: {DEFAULT_WEIGHTS.relative_to(DEFAULT_WEIGHTS.parents[1])})")
     run.add_argument("--skip-existing", action="store_true",
                      help="skip inputs whose CSV already exists in --out (resume a batch)")
-    run.add_argument("--no-progress", action="store_true", help="do not draw progress bars")
+    run.add_argument("--no-progress", action="store_true",
+                     help="do not draw progress bars (they are drawn only when stderr is a terminal)")
     run.add_argument("--report", action="store_true",
                      help="also write <stem>.png (sentiment over time) and <stem>.html (self-contained report)")
     run.add_argument("--format", choices=OUTPUT_FORMATS, default="csv",
@@ -131,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1: "1 utterance", "3 utterances"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def setup_logging(verbose: int, quiet: bool) -> None:
     """Log to stderr (stdout is for results only)."""
     level = logging.ERROR if quiet else logging.DEBUG if verbose >= 2 else logging.INFO
@@ -145,7 +156,8 @@ class _TqdmProgress:
 
     One bar per stage of the current video; stages that run at the same time (speech
     recognition and the face) get a bar each. Called from two threads; tqdm serialises
-    its own writes.
+    its own writes. Bars are drawn only when stderr is a terminal (tqdm's ``disable=None``),
+    so a log file or a pipe never gets their escape codes.
     """
 
     def __init__(self, enabled: bool) -> None:
@@ -165,7 +177,8 @@ class _TqdmProgress:
         if bar is None:
             bar = self.bars[stage] = tqdm(
                 total=round(total, 1), unit="s", desc=f"{video.name}: {stage}", leave=False, file=sys.stderr,
-                position=len(self.bars), bar_format="{desc:>30} {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s",
+                position=len(self.bars), disable=None,
+                bar_format="{desc:>30} {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s",
             )
         bar.n = round(min(done, total), 1)
         bar.refresh()
@@ -177,9 +190,12 @@ class _TqdmProgress:
         self.video = None
 
 
-def run_command(args: argparse.Namespace) -> int:
+def run_command(args: argparse.Namespace, models: Models | None = None) -> int:
     from pipeline.inputs import BatchPlan, WriteOptions
 
+    if models is not None and (args.asr is not None or args.weights is not None):
+        log.error("--asr and --weights choose models to load; they cannot change models already loaded")
+        return 1
     try:  # before anything heavy: a missing input is answered at once
         plan = BatchPlan.build(args.paths, WriteOptions(args.out, args.format, args.report))
     except USER_ERRORS as e:
@@ -197,8 +213,9 @@ def run_command(args: argparse.Namespace) -> int:
         asr_model=args.asr, language=args.language, fps=args.fps, weights_dir=args.weights
     )
     show = not args.no_progress and not args.quiet
-    videos = tqdm(total=len(plan.items), desc="videos", unit="video", disable=not (show and plan.is_batch),
-                  file=sys.stderr)
+    # disable=None: tqdm draws only on a terminal, so logs and pipes get no escape codes
+    videos = tqdm(total=len(plan.items), desc="videos", unit="video", file=sys.stderr,
+                  disable=None if show and plan.is_batch else True)
     stages = _TqdmProgress(show and args.engine == "local")
 
     def on_outcome(outcome: VideoOutcome) -> None:
@@ -212,8 +229,8 @@ def run_command(args: argparse.Namespace) -> int:
             result = outcome.result
             for warning in result.warnings:
                 log.warning("%s: %s", outcome.path.name, warning)
-            log.info("%s: %d utterances, mean sentiment %s -> %s (%.1f s)", outcome.path.name,
-                     len(result.utterances),
+            log.info("%s: %s, mean sentiment %s -> %s (%.1f s)", outcome.path.name,
+                     _count(len(result.utterances), "utterance"),
                      "n/a" if result.mean_sentiment is None else f"{result.mean_sentiment:+.2f}",
                      outcome.output, outcome.seconds)
 
@@ -221,7 +238,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         outcomes = score_videos(
             plan, config, progress=stages, skip_existing=args.skip_existing, engine=args.engine,
-            ray_address=args.ray_address, on_outcome=on_outcome,
+            ray_address=args.ray_address, models=models, on_outcome=on_outcome,
         )
     except USER_ERRORS as e:
         log.error("%s", e)
@@ -229,7 +246,7 @@ def run_command(args: argparse.Namespace) -> int:
     except BatchInterrupted as e:
         interrupted = True
         outcomes = e.outcomes
-        log.error("interrupted: %d of %d inputs done; finished files are kept", len(outcomes), e.total)
+        log.error("interrupted: %d of %s done; finished files are kept", len(outcomes), _count(e.total, "input"))
     finally:
         stages.close()
         videos.close()
@@ -325,11 +342,18 @@ def extract_command(args: argparse.Namespace) -> int:
     return 1 if summary.failures else 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, models: Models | None = None) -> int:
+    """Run one command; returns the exit code.
+
+    Args:
+        argv: The arguments (default ``sys.argv[1:]``).
+        models: For ``run``: models already loaded with the default configuration, used and
+            left open (a caller that runs many commands in one process); None loads them.
+    """
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose, args.quiet)
     if args.command == "run":
-        return run_command(args)
+        return run_command(args, models)
     if args.command == "text":
         return text_command(args)
     if args.command == "report":

@@ -104,7 +104,7 @@ def featurize(
     report("decode", total, total)
 
     def result(status: str, utterances: tuple[Utterance, ...] = (), aligned: tuple[AlignedUtterance, ...] = (),
-               samples: tuple[SampleInput, ...] = (), coverage: float = 0.0) -> VideoFeatures:
+               samples: tuple[SampleInput, ...] = (), coverage: float | None = None) -> VideoFeatures:
         return VideoFeatures(
             media=media, status=status, duration_s=total, language=language_id, language_probability=language_p,
             transcript=transcript, utterances=utterances, aligned=aligned, samples=samples, face_coverage=coverage,
@@ -137,7 +137,9 @@ def featurize(
         encodable = [(u, (words, times)) for u, (words, times) in encodable if words]
         if not encodable:
             warnings.append("no speech recognised: nothing to score")
-            return result("no_speech")
+            with _timed(seconds, "face_wait"):  # the face is measured, speech or not
+                face, seconds["face"] = face_job.result()
+            return result("no_speech", coverage=face.coverage if media.has_video else None)
 
         with _timed(seconds, "voice"):
             voice = extract_voice(audio, SAMPLE_RATE_HZ, config.voice)
@@ -160,7 +162,7 @@ def featurize(
             for (u, (words, times)), tok in zip(encodable, tokens)
         )
         samples = tuple(to_sample_input(a) for a in aligned)
-    return result("ok", tuple(u for u, _ in encodable), aligned, samples, face.coverage)
+    return result("ok", tuple(u for u, _ in encodable), aligned, samples, face.coverage if media.has_video else None)
 
 
 def encodable_words(utterance: Utterance) -> tuple[list[str], np.ndarray]:

@@ -58,16 +58,19 @@ class UtteranceRow:
         start_s: Start, seconds (2 decimals).
         end_s: End, seconds (2 decimals).
         text: The recognised words.
-        sentiment: Score in [-3, 3] (MOSI scale).
-        polarity: "negative", "neutral" or "positive" (``OutputOptions.neutral_band``).
+        sentiment: Fused score in [-3, 3] (MOSI scale).
+        polarity: "negative", "neutral" or "positive" of ``sentiment`` (``OutputOptions.neutral_band``).
+        text_score: The words alone (voice and face masked), [-3, 3].
+        voice_score: The voice alone, [-3, 3]; None when the utterance had no voice.
+        face_score: The face alone, [-3, 3]; None when no face was seen in the utterance.
         n_words: Words in the utterance.
-        face_coverage: Share of sampled frames with the face.
+        face_coverage: Share of sampled frames with the face; None without a sampled frame (no video).
         asr_word_prob: Mean recogniser word probability.
-        voiced_share: Share of voiced 10 ms frames.
-        f0_mean_hz: Mean pitch of voiced frames (1 decimal).
-        loudness_db: Mean frame energy, dB (1 decimal).
-        smile: Mean smile blendshape (0..1).
-        brow_down: Mean brow-down blendshape (0..1).
+        voiced_share: Share of voiced 10 ms frames; None without voice frames.
+        f0_mean_hz: Mean pitch of voiced frames (1 decimal); None when none was voiced.
+        loudness_db: Mean frame energy, dB (1 decimal); None without voice frames.
+        smile: Mean smile blendshape (0..1); None when no face was seen.
+        brow_down: Mean brow-down blendshape (0..1); None when no face was seen.
     """
 
     video: str
@@ -77,6 +80,9 @@ class UtteranceRow:
     text: str
     sentiment: float = _decimals(_SCORE)
     polarity: str
+    text_score: float | None = _decimals(_SCORE)
+    voice_score: float | None = _decimals(_SCORE)
+    face_score: float | None = _decimals(_SCORE)
     n_words: int
     face_coverage: float | None = _decimals(_SCORE)
     asr_word_prob: float | None = _decimals(_SCORE)
@@ -92,8 +98,8 @@ class UtteranceRow:
         u, s = scored.utterance, scored.signals
         return cls(
             result.media.path.name, u.index, u.start_s, u.end_s, u.text, scored.sentiment, scored.polarity,
-            s.n_words, s.face_coverage, s.asr_word_prob, s.voiced_share, s.f0_mean_hz, s.loudness_db, s.smile,
-            s.brow_down,
+            scored.text_score, scored.voice_score, scored.face_score, s.n_words, s.face_coverage, s.asr_word_prob,
+            s.voiced_share, s.f0_mean_hz, s.loudness_db, s.smile, s.brow_down,
         ).rounded(options)
 
     @classmethod
@@ -121,8 +127,8 @@ class SummaryRow:
         duration_s: Media duration (None when unreadable).
         utterances: Rows written.
         mean_sentiment: Duration-weighted mean score (None without utterances).
-        language: Detected language.
-        face_coverage: Share of sampled frames with a face.
+        language: Detected language ("" when nothing was said).
+        face_coverage: Share of sampled frames with a face (None without a video track).
         seconds: Wall seconds spent on this input (None when skipped).
         csv: The per-video output written or found (empty when failed).
         error: One-line reason when failed.

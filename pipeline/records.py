@@ -107,7 +107,8 @@ class VideoFeatures:
         utterances: The utterances scored, in time order; each has encodable words.
         aligned: Per utterance, every modality brought to its words.
         samples: Per utterance, the model input (``model.batch.SampleInput``).
-        face_coverage: Share of sampled frames with a face over the whole file (0.0 for no_speech).
+        face_coverage: Share of sampled frames with a face over the whole file; None without a
+            video track (nothing to look at, so nothing measured).
         stage_seconds: Wall seconds per stage (decode, asr, voice, face, face_wait, text, align).
         warnings: Human-readable notes (no speech, no video track, low face coverage).
     """
@@ -121,7 +122,7 @@ class VideoFeatures:
     utterances: tuple[Utterance, ...]
     aligned: tuple[AlignedUtterance, ...]
     samples: tuple[SampleInput, ...]
-    face_coverage: float
+    face_coverage: float | None
     stage_seconds: Mapping[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
@@ -135,42 +136,58 @@ class VideoFeatures:
 class Signals:
     """Readable per-utterance signals written beside the score (the evidence behind it).
 
+    Missing is None, never 0: a value is None when what it summarises was not observed in the
+    utterance (no sampled video frame in it, no face in those frames, no voiced frame), so a
+    reader can tell "not measured" from a measured zero.
+
     Attributes:
         n_words: Words in the utterance.
         asr_word_prob: Mean recogniser probability of its words (low: doubtful transcript).
-        face_coverage: Share of sampled frames in the utterance with the face found.
-        voiced_share: Share of 10 ms voice frames with a pitch.
-        f0_mean_hz: Mean pitch over voiced frames (0 when none).
-        loudness_db: Mean frame energy in dB.
-        smile: Mean of mouthSmileLeft/Right blendshapes over frames with a face (0..1).
-        brow_down: Mean of browDownLeft/Right blendshapes over frames with a face (0..1).
+        face_coverage: Share of the video frames sampled inside the utterance with the face
+            found (0.0: frames, no face); None when no frame was sampled there (no video track).
+        voiced_share: Share of 10 ms voice frames with a pitch; None without voice frames.
+        f0_mean_hz: Mean pitch over voiced frames; None when no frame was voiced.
+        loudness_db: Mean frame energy in dB; None without voice frames.
+        smile: Mean of mouthSmileLeft/Right blendshapes over frames with a face (0..1); None
+            when no face was seen in the utterance.
+        brow_down: Mean of browDownLeft/Right blendshapes over frames with a face (0..1); None as ``smile``.
     """
 
     n_words: int
     asr_word_prob: float
-    face_coverage: float
-    voiced_share: float
-    f0_mean_hz: float
-    loudness_db: float
-    smile: float
-    brow_down: float
+    face_coverage: float | None
+    voiced_share: float | None
+    f0_mean_hz: float | None
+    loudness_db: float | None
+    smile: float | None
+    brow_down: float | None
 
 
 @dataclass(frozen=True)
 class UtteranceScore:
-    """The model's sentiment for one utterance.
+    """The model's sentiment for one utterance, and what each modality says on its own.
 
     Attributes:
         utterance: What was scored.
-        sentiment: Score in [-3, 3] (MOSI scale: -3 very negative .. +3 very positive).
-        polarity: "negative", "neutral" or "positive" (see ``OutputOptions.neutral_band``).
+        sentiment: Fused score in [-3, 3] (MOSI scale: -3 very negative .. +3 very positive).
+        polarity: "negative", "neutral" or "positive" of ``sentiment`` (see ``OutputOptions.neutral_band``).
         signals: The measured signals behind it.
+        text_score: The words alone: the model's score with voice and face masked (what
+            ``python -m pipeline text`` gives for these words), in [-3, 3]; None only for
+            weights that never trained on text.
+        voice_score: The voice alone (text and face masked); None when the utterance has no
+            voice frames or the weights never trained on audio.
+        face_score: The face alone (text and voice masked); None when no face was seen in the
+            utterance or the weights never trained on vision.
     """
 
     utterance: Utterance
     sentiment: float
     polarity: str
     signals: Signals
+    text_score: float | None = None
+    voice_score: float | None = None
+    face_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -180,12 +197,15 @@ class VideoResult:
     Attributes:
         media: What the probe found.
         status: "ok", or "no_speech" when nothing was recognised (no rows, not an error).
-        language: Language the recogniser reported.
-        language_probability: Its confidence.
+        language: Language the recogniser reported; "" when nothing was said (no_speech: a
+            language guessed from silence is noise, not a finding).
+        language_probability: Its confidence; None when ``language`` is "".
         asr_model: Whisper model used.
         weights: Name of the MIAR weights folder used.
-        modalities_used: Modalities the model was fed ("text", "audio", "vision").
-        face_coverage: Share of sampled frames with a face over the whole file.
+        modalities_used: Modalities present in the input and fed to the model for at least one
+            utterance ("text", "audio", "vision"; a wav gives no "vision"); () when nothing was scored.
+        face_coverage: Share of sampled frames with a face over the whole file (measured for
+            no_speech files too); None without a video track.
         utterances: One score per utterance, in time order.
         stage_seconds: Wall seconds per stage (decode, asr, voice, face, face_wait, text, align,
             model). ``face`` runs beside ``asr`` on a worker thread, so stages overlap:
@@ -196,11 +216,11 @@ class VideoResult:
     media: Media
     status: str
     language: str
-    language_probability: float
+    language_probability: float | None
     asr_model: str
     weights: str
     modalities_used: tuple[str, ...]
-    face_coverage: float
+    face_coverage: float | None
     utterances: tuple[UtteranceScore, ...]
     stage_seconds: Mapping[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()

@@ -1,8 +1,10 @@
 """Human-readable reports: a sentiment-over-time plot and a self-contained HTML page per video.
 
-``<out>/<stem>.png``: one bar per utterance spanning its start..end, height = score on
-the MOSI scale [-3, 3], coloured by polarity, numbered as in the CSV, with the
-utterances' text beneath. ``<out>/<stem>.html``: that plot (embedded as a data URI),
+``<out>/<stem>.png``: one bar per utterance spanning its start..end, height = fused score
+on the MOSI scale [-3, 3], coloured by polarity, numbered as in the CSV, with a small
+marker on each bar for what the text, the voice and the face say alone (the CSV's
+``text_score``, ``voice_score``, ``face_score``; none where the modality was absent), and
+the utterances' text beneath. ``<out>/<stem>.html``: that plot (embedded as a data URI),
 the utterance table, a per-modality signals summary and what made the scores. The
 page loads nothing from anywhere (no scripts, no external URLs), so it can be mailed
 or archived on its own. Both files are written atomically.
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
     from pipeline.records import VideoResult
 
 __all__ = ["ReportData", "report_data_from_result", "report_data_from_rows", "render_png", "render_html",
-           "report_paths", "write_report", "rebuild_reports", "POLARITY_COLOURS"]
+           "report_paths", "write_report", "rebuild_reports", "POLARITY_COLOURS", "READING_MARKERS"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,10 @@ POLARITY_COLOURS: Mapping[str, str] = {"positive": "#1b7837", "neutral": "#8c8c8
 MAX_TEXT_LINES_IN_PNG = 40
 #: Characters per wrapped line of utterance text under the plot.
 TEXT_WRAP_CHARS = 120
+#: The per-modality readings marked on each bar: (row field, legend label, matplotlib marker).
+READING_MARKERS: tuple[tuple[str, str, str], ...] = (
+    ("text_score", "text alone", "o"), ("voice_score", "voice alone", "^"), ("face_score", "face alone", "s"),
+)
 _SCORE_LIMIT = SCORE_MAX
 
 
@@ -87,10 +93,10 @@ def report_data_from_result(result: VideoResult, options: OutputOptions) -> Repo
         ("frame size", f"{media.width}x{media.height} px" if media.width and media.height else "no video"),
         ("frame rate", f"{media.fps:g} fps" if media.fps else "n/a"),
         ("codecs", " / ".join(c for c in (media.video_codec, media.audio_codec) if c) or "n/a"),
-        ("language", f"{result.language} (p={result.language_probability:.2f})"),
+        ("language", _language(result)),
         ("ASR model", result.asr_model),
         ("weights", result.weights),
-        ("modalities used", ", ".join(result.modalities_used)),
+        ("modalities used", ", ".join(result.modalities_used) or "none (nothing was scored)"),
         ("utterances", str(len(rows))),
         ("mean sentiment",
          "n/a" if mean is None else f"{mean:+.{options.float_digits}f} ({polarity_of(mean, options.neutral_band)})"),
@@ -98,6 +104,14 @@ def report_data_from_result(result: VideoResult, options: OutputOptions) -> Repo
     ]
     return ReportData(media.path.stem, media.path.name, rows, media.duration_s or None, tuple(metadata),
                       result.face_coverage, tuple(result.warnings), options.neutral_band)
+
+
+def _language(result: VideoResult) -> str:
+    if not result.language:
+        return "none (no speech)"
+    if result.language_probability is None:
+        return result.language
+    return f"{result.language} (p={result.language_probability:.2f})"
 
 
 def report_data_from_rows(stem: str, rows: Sequence[Mapping[str, object]],
@@ -119,27 +133,42 @@ def report_data_from_rows(stem: str, rows: Sequence[Mapping[str, object]],
                       neutral_band=neutral_band)
 
 
+#: How a reading's marker looks: dark with a white rim, so it shows on every bar colour and on white.
+_MARKER_STYLE = {"markersize": 7, "linestyle": "none", "markerfacecolor": "#222222", "markeredgecolor": "white",
+                 "markeredgewidth": 0.8, "zorder": 4}
+
+
 def _plot_end_s(data: ReportData) -> float:
     last = max((r.end_s for r in data.rows), default=0.0)
     return max(data.duration_s or 0.0, last, 1.0)
 
 
+def _signed(value: float | None, digits: int = 2, missing: str = "-") -> str:
+    return missing if value is None else f"{value:+.{digits}f}"
+
+
 def render_png(data: ReportData) -> bytes:
     """The plot as PNG bytes: bars over time on top, the utterances' text beneath.
+
+    Each bar is the fused score; on it, one marker per modality reading (text, voice, face
+    alone, ``READING_MARKERS``), left to right inside the bar, none for an absent modality.
 
     Uses matplotlib's object API with the Agg canvas (no pyplot, no display, no global
     state), so it is safe in worker processes and threads.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     shown = data.rows[:MAX_TEXT_LINES_IN_PNG]
-    lines: list[tuple[str, str]] = [(f"{'#':>3}  {'start-end (s)':<15} {'score':>5}  text", "#444444")]
+    header = f"{'#':>3}  {'start-end (s)':<15} {'fused':>6} {'text':>6} {'voice':>6} {'face':>6}  words"
+    lines: list[tuple[str, str]] = [(header, "#444444")]
     for r in shown:
         span = f"{r.start_s:.1f}-{r.end_s:.1f}"
-        wrapped = textwrap.wrap(f"{r.utterance:>3}  {span:<15} {r.sentiment:+.2f}  {r.text}",
-                                TEXT_WRAP_CHARS, subsequent_indent=" " * 28) or [""]
+        readings = " ".join(f"{_signed(getattr(r, name)):>6}" for name, _, _ in READING_MARKERS)
+        wrapped = textwrap.wrap(f"{r.utterance:>3}  {span:<15} {r.sentiment:+6.2f} {readings}  {r.text}",
+                                TEXT_WRAP_CHARS, subsequent_indent=" " * 50) or [""]
         lines.extend((w, POLARITY_COLOURS.get(r.polarity, "black")) for w in wrapped)
     if len(data.rows) > len(shown):
         more = len(data.rows) - len(shown)
@@ -162,13 +191,14 @@ def render_png(data: ReportData) -> bytes:
         colour = POLARITY_COLOURS.get(r.polarity, "black")
         width = max(r.end_s - r.start_s, end_s / 400)
         ax.bar(r.start_s, height, width=width, align="edge", color=colour, alpha=0.85, edgecolor=colour, zorder=2)
-        up = height >= 0
-        if abs(height) > _SCORE_LIMIT - 0.35:  # no room beyond the bar's end: label inside it, in white
-            label_y, va, ink = height - (0.1 if up else -0.1), "top" if up else "bottom", "white"
-        else:
-            label_y, va, ink = height + (0.1 if up else -0.1), "bottom" if up else "top", "#222222"
-        ax.text(r.start_s + width / 2, label_y, str(r.utterance), ha="center", va=va, fontsize=8, color=ink,
-                parse_math=False, zorder=3)
+        for k, (name, _, marker) in enumerate(READING_MARKERS):
+            value = getattr(r, name)
+            if value is not None:
+                ax.plot(r.start_s + width * (k + 1) / (len(READING_MARKERS) + 1),
+                        max(min(value, _SCORE_LIMIT), -_SCORE_LIMIT), marker=marker, **_MARKER_STYLE)
+        # the number along the top edge, like a column label: beside the bar it would hide a reading's marker
+        ax.text(r.start_s + width / 2, 0.985, str(r.utterance), transform=ax.get_xaxis_transform(), ha="center",
+                va="top", fontsize=8, color="#444444", parse_math=False, zorder=3)
     ax.set_xlim(0.0, end_s)
     ax.set_ylim(-_SCORE_LIMIT, _SCORE_LIMIT)
     ax.set_yticks([-3, -2, -1, 0, 1, 2, 3])
@@ -177,8 +207,10 @@ def render_png(data: ReportData) -> bytes:
     ax.grid(axis="y", color="#dddddd", linewidth=0.6, zorder=0)
     ax.set_title(f"{data.video}: sentiment per utterance", fontsize=11, loc="left")
     ax.title.set_parse_math(False)
-    ax.legend(handles=[Patch(color=c, label=p) for p, c in POLARITY_COLOURS.items()], loc="lower right",
-              bbox_to_anchor=(1.0, 1.0), fontsize=8, ncols=3, frameon=False, borderaxespad=0.2)
+    handles = [Patch(color=c, label=f"fused: {p}") for p, c in POLARITY_COLOURS.items()]
+    handles += [Line2D([], [], marker=marker, label=label, **_MARKER_STYLE) for _, label, marker in READING_MARKERS]
+    ax.legend(handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, ncols=len(handles),
+              frameon=False, borderaxespad=0.2, handletextpad=0.4, columnspacing=1.0)
     for n, (line, colour) in enumerate(lines):
         y = top - (0.05 + line_in * n) / (plot_in + text_in)
         fig.text(0.02, y, line, fontsize=8.5, family="monospace", color=colour, va="top", parse_math=False)
@@ -212,9 +244,12 @@ def _signals_rows(data: ReportData) -> list[tuple[str, str, str]]:
         (text, "utterances / words", f"{len(data.rows)} / {sum(r.n_words for r in data.rows)}"),
         (text, "speech covered by utterances", num(speech_s, " s")),
         (text, "mean ASR word probability", num(_weighted_mean(data, "asr_word_prob"), "", 2)),
+        (text, "text alone (mean reading)", _signed(_weighted_mean(data, "text_score"), missing="n/a")),
+        (audio, "voice alone (mean reading)", _signed(_weighted_mean(data, "voice_score"), missing="n/a")),
         (audio, "voiced share (mean over utterances)", pct(_weighted_mean(data, "voiced_share"))),
         (audio, "mean pitch", num(_weighted_mean(data, "f0_mean_hz"), " Hz")),
         (audio, "mean loudness", num(_weighted_mean(data, "loudness_db"), " dB")),
+        (vision, "face alone (mean reading)", _signed(_weighted_mean(data, "face_score"), missing="n/a")),
         (vision, "face coverage (whole file)", pct(data.face_coverage)),
         (vision, "face coverage (mean over utterances)", pct(_weighted_mean(data, "face_coverage"))),
         (vision, "smile / brow down (mean)",
@@ -227,9 +262,10 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-
 max-width:1150px;color:#222;padding:0 16px}
 h1{font-size:1.4em;margin-bottom:4px}h2{font-size:1.1em;margin-top:28px;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:.9em}
-th,td{border:1px solid #ddd;padding:4px 6px;vertical-align:top}table.utterances{width:100%}
+th,td{border:1px solid #ddd;padding:4px 6px;vertical-align:top}table.utterances{width:100%;font-size:.82em}
+table.utterances th,table.utterances td{padding:3px 4px}
 th{background:#f4f4f4;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-table.meta th{width:180px}td.text{min-width:260px}img.plot{max-width:100%;height:auto;border:1px solid #eee}
+table.meta th{width:180px}td.text{min-width:200px}img.plot{max-width:100%;height:auto;border:1px solid #eee}
 .positive{color:#1b7837;font-weight:600}.negative{color:#b2182b;font-weight:600}.neutral{color:#666}
 .warn{background:#fff4e5;border-left:4px solid #f0a020;padding:6px 10px;margin:4px 0}
 .muted{color:#777;font-size:.85em}
@@ -245,6 +281,7 @@ def render_html(data: ReportData, png: bytes) -> str:
                       for m, s, v in _signals_rows(data))
     warnings = "".join(f'<div class="warn">{e(w)}</div>' for w in data.warnings)
     head = ("<tr><th>#</th><th>start (s)</th><th>end (s)</th><th>text</th><th>sentiment</th><th>polarity</th>"
+            "<th>text alone</th><th>voice alone</th><th>face alone</th>"
             "<th>face coverage</th><th>voiced share</th><th>F0 (Hz)</th><th>loudness (dB)</th><th>smile</th>"
             "<th>brow down</th><th>ASR prob</th></tr>")
     body = []
@@ -254,7 +291,8 @@ def render_html(data: ReportData, png: bytes) -> str:
             f'<tr class="utt"><td class="num">{r.utterance}</td><td class="num">{r.start_s:.2f}</td>'
             f'<td class="num">{r.end_s:.2f}</td><td class="text">{e(r.text)}</td>'
             f'<td class="num {pol}">{r.sentiment:+.3f}</td><td class="{pol}">{e(r.polarity)}</td>'
-            f'<td class="num">{e(_fmt(r.face_coverage, 2))}</td><td class="num">{e(_fmt(r.voiced_share, 2))}</td>'
+            + "".join(f'<td class="num">{e(_signed(getattr(r, name), 3, ""))}</td>' for name, _, _ in READING_MARKERS)
+            + f'<td class="num">{e(_fmt(r.face_coverage, 2))}</td><td class="num">{e(_fmt(r.voiced_share, 2))}</td>'
             f'<td class="num">{e(_fmt(r.f0_mean_hz, 1))}</td><td class="num">{e(_fmt(r.loudness_db, 1))}</td>'
             f'<td class="num">{e(_fmt(r.smile, 2))}</td><td class="num">{e(_fmt(r.brow_down, 2))}</td>'
             f'<td class="num">{e(_fmt(r.asr_word_prob, 2))}</td></tr>'
@@ -269,7 +307,9 @@ def render_html(data: ReportData, png: bytes) -> str:
 <h1>{e(data.video)}</h1>
 <p class="muted">Per-utterance sentiment on the CMU-MOSI scale: -3 very negative, +3 very positive;
 |score| &lt; {data.neutral_band:g} is neutral (grey band).
-Numbers on the bars are the utterance numbers of the table.</p>
+The numbers along the top are the utterance numbers of the table. The bar is the fused score; the markers on it
+(and the columns "text alone", "voice alone", "face alone") are what each modality says on its own (the model
+with the other two masked); no marker, empty cell: that modality was not observed in the utterance.</p>
 {warnings}
 <img class="plot" alt="sentiment per utterance over time" src="{uri}">
 <h2>Utterances</h2>
@@ -340,7 +380,8 @@ def _metadata_from_summary(row: SummaryRow | None, n_rows: int) -> tuple[list[tu
     meta: list[tuple[str, str]] = []
     duration = row.duration_s if row else None
     if row:
-        meta += [("file", row.video), ("status", row.status), ("language", row.language or "n/a")]
+        language = row.language or ("none (no speech)" if row.status == "no_speech" else "n/a")
+        meta += [("file", row.video), ("status", row.status), ("language", language)]
         video = Path(row.video)
         if video.is_file():
             try:

@@ -5,9 +5,10 @@
         result = score_video(Path("clip.mp4"), config, models)
 
 ``score_video`` is the stage sequence (``pipeline.features.featurize``) followed by the
-model. Stages, each timed in ``VideoResult.stage_seconds``: decode (probe + audio), asr,
-voice, face (frames are streamed, never all in memory; runs beside asr on a worker
-thread), text, align, model.
+model: the fused score of each utterance and what each modality says on its own
+(``LoadedMiar.predict_readings``). Stages, each timed in ``VideoResult.stage_seconds``:
+decode (probe + audio), asr, voice, face (frames are streamed, never all in memory; runs
+beside asr on a worker thread), text, align, model.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from model.schema import polarity_of
+import numpy as np
+
+from model.schema import MODALITIES, polarity_of
 from pipeline.config import PipelineConfig
 from pipeline.features import Progress, featurize
 from pipeline.models import Models
@@ -37,7 +40,8 @@ def score_video(
         progress: Optional callback, see ``Progress``.
 
     Returns:
-        The result; ``status == "no_speech"`` with no utterances when nothing was said.
+        The result; ``status == "no_speech"`` with no utterances (and no language) when nothing
+        was said.
 
     Raises:
         MediaError: The file cannot be read as media.
@@ -50,21 +54,27 @@ def score_video(
     features = featurize(path, config, models, progress)
     seconds = dict(features.stage_seconds)
     scores: tuple[UtteranceScore, ...] = ()
+    used: tuple[str, ...] = ()
     if features.status == "ok":
         started = time.perf_counter()
-        sentiments = models.miar.predict(list(features.samples))
+        samples = list(features.samples)
+        sentiments = models.miar.predict(samples)
+        readings = models.miar.predict_readings(samples)  # (N, 3), NaN where a modality is absent
         seconds["model"] = time.perf_counter() - started
         if progress is not None:
             progress("model", features.duration_s, features.duration_s)
         band = config.output.neutral_band
         scores = tuple(
-            UtteranceScore(a.utterance, float(s), polarity_of(float(s), band), utterance_signals(a))
-            for a, s in zip(features.aligned, sentiments)
+            UtteranceScore(a.utterance, float(s), polarity_of(float(s), band), utterance_signals(a),
+                           *(None if np.isnan(r) else float(r) for r in row))
+            for a, s, row in zip(features.aligned, sentiments, readings)
         )
+        used = tuple(m for j, m in enumerate(MODALITIES) if not np.isnan(readings[:, j]).all())
+    spoke = features.status == "ok"
     return VideoResult(
-        media=features.media, status=features.status, language=features.language,
-        language_probability=features.language_probability, asr_model=features.asr_model,
-        weights=config.weights_dir.name, modalities_used=models.miar.modalities,
-        face_coverage=features.face_coverage, utterances=scores, stage_seconds=seconds,
-        warnings=features.warnings,
+        media=features.media, status=features.status, language=features.language if spoke else "",
+        language_probability=features.language_probability if spoke else None, asr_model=features.asr_model,
+        weights=config.weights_dir.name, modalities_used=used,
+        face_coverage=features.face_coverage if features.media.has_video else None, utterances=scores,
+        stage_seconds=seconds, warnings=features.warnings,
     )

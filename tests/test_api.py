@@ -121,9 +121,12 @@ def test_jsonl_has_the_csv_fields_and_matches_the_expected_csv(batch, repo_root:
         assert tuple(got) == UTTERANCE_COLUMNS
         assert isinstance(got["sentiment"], float) and isinstance(got["utterance"], int)
         assert got["text"] == exp["text"] and got["polarity"] == exp["polarity"]
-        assert got["sentiment"] == pytest.approx(float(exp["sentiment"]), abs=0.05)
+        for key in ("sentiment", "text_score", "voice_score", "face_score"):
+            assert isinstance(got[key], float) and got[key] == pytest.approx(float(exp[key]), abs=0.05), key
     scores = [u.sentiment for u in outcomes[0].result.utterances]
     assert [line["sentiment"] for line in lines] == [round(s, 3) for s in scores]
+    assert [line["voice_score"] for line in lines] == [round(u.voice_score, 3) for u in outcomes[0].result.utterances]
+    assert outcomes[0].result.modalities_used == ("text", "audio", "vision")
 
 
 @pytest.mark.slow

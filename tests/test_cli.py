@@ -1,5 +1,6 @@
 """The CLI: a light start (no model library for help, bad arguments or a missing input), and end to end
-on real media: its files, its exit codes and its messages."""
+on real media: its files (per-modality readings; what was not observed is empty), its exit codes and its
+messages (quiet on a non-terminal, counted in words)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ import pytest
 from bench.wer import word_error_rate
 from pipeline.cli import build_parser, main
 from pipeline.output import SUMMARY_COLUMNS, UTTERANCE_COLUMNS
-from tests.conftest import requires_shared
+from tests.conftest import SHARED_DATA, requires_shared
+
+#: Columns that describe the face: empty in every row of a file without video.
+FACE_COLUMNS = ("face_score", "face_coverage", "smile", "brow_down")
+#: The per-modality readings (each modality alone), beside the fused ``sentiment``.
+READINGS = ("text_score", "voice_score", "face_score")
+#: A silent clip that shows one face the whole time (team data).
+SINGLE_FACE = SHARED_DATA / "clips" / "pyfeat" / "single_face.mp4"
 
 #: Libraries the CLI must not import before it knows it has work to do (NumPy too: it costs
 #: a third of a second, and nothing needs it to parse arguments or find a missing file).
@@ -97,16 +105,19 @@ def check_schema(rows: list[dict[str, str]]) -> None:
     for row in rows:
         assert tuple(row) == UTTERANCE_COLUMNS
         assert -3.0 <= float(row["sentiment"]) <= 3.0
+        assert -3.0 <= float(row["text_score"]) <= 3.0  # rows are made from words: the text is always there
+        for reading in ("voice_score", "face_score"):
+            assert row[reading] == "" or -3.0 <= float(row[reading]) <= 3.0
         assert row["polarity"] in ("negative", "neutral", "positive")
         assert 0.0 <= float(row["start_s"]) <= float(row["end_s"])
-        assert 0.0 <= float(row["face_coverage"]) <= 1.0
+        assert row["face_coverage"] == "" or 0.0 <= float(row["face_coverage"]) <= 1.0
         assert int(row["n_words"]) == len(row["text"].split())
 
 
 @pytest.fixture(scope="module")
-def example_out(tmp_path_factory: pytest.TempPathFactory, example_clip: Path) -> tuple[int, Path]:
+def example_out(tmp_path_factory: pytest.TempPathFactory, example_clip: Path, loaded_models) -> tuple[int, Path]:
     out = tmp_path_factory.mktemp("example-out")
-    return main(["run", str(example_clip), "--out", str(out), "--no-progress"]), out
+    return main(["run", str(example_clip), "--out", str(out), "--no-progress"], models=loaded_models), out
 
 
 @pytest.mark.slow
@@ -122,8 +133,11 @@ def test_example_clip_rows_and_sentiment(example_out: tuple[int, Path], repo_roo
         assert word_error_rate(sentence, row["text"]) <= 0.2
         assert float(row["face_coverage"]) > 0.9
         assert float(row["voiced_share"]) > 0.2
+        assert all(row[reading] for reading in READINGS), "voice and face were observed: three readings"
+        assert float(row["face_score"]) > 0.5, "the astronaut smiles throughout"
     assert float(rows[0]["sentiment"]) > 0.5, "'I loved this film ... wonderful ... beautiful' must be positive"
     assert float(rows[1]["sentiment"]) < -0.5, "'the ending was terrible ... I hated' must be negative"
+    assert float(rows[0]["text_score"]) > 0.5 > -0.5 > float(rows[1]["text_score"])
     assert float(rows[0]["end_s"]) < float(rows[1]["start_s"]) < float(rows[2]["start_s"])
 
 
@@ -132,17 +146,19 @@ def test_example_matches_shipped_expected_output(example_out: tuple[int, Path], 
     """examples/expected/example.csv is what README shows; a change in any stage shows up here."""
     expected = read_rows(repo_root / "examples" / "expected" / "example.csv")
     got = read_rows(example_out[1] / "example.csv")
+    assert tuple(expected[0]) == UTTERANCE_COLUMNS  # the shipped example has every column, the readings too
     assert [r["text"] for r in got] == [r["text"] for r in expected]
     for g, e in zip(got, expected):
-        assert float(g["sentiment"]) == pytest.approx(float(e["sentiment"]), abs=0.05)
+        for column in ("sentiment", *READINGS):
+            assert float(g[column]) == pytest.approx(float(e[column]), abs=0.05), column
         assert g["polarity"] == e["polarity"]
 
 
 @pytest.mark.slow
 @requires_shared
-def test_grid_folder_batch(tmp_path: Path, shared: Path):
+def test_grid_folder_batch(tmp_path: Path, shared: Path, loaded_models):
     grid = shared / "data" / "clips" / "grid"
-    code = main(["run", str(grid), "--out", str(tmp_path), "--no-progress"])
+    code = main(["run", str(grid), "--out", str(tmp_path), "--no-progress"], models=loaded_models)
     assert code == 0
     csvs = sorted(p.name for p in tmp_path.glob("*.csv") if p.name != "summary.csv")
     assert csvs == sorted(p.stem + ".csv" for p in grid.glob("*.mpg"))
@@ -160,9 +176,9 @@ def test_grid_folder_batch(tmp_path: Path, shared: Path):
 
 @pytest.mark.slow
 @requires_shared
-def test_mosi_clip_text_close_to_manual_transcript(tmp_path: Path, shared: Path):
+def test_mosi_clip_text_close_to_manual_transcript(tmp_path: Path, shared: Path, loaded_models):
     clip = shared / "data" / "mosi" / "clips" / "Oz06ZWiO20M_6.mp4"
-    assert main(["run", str(clip), "--out", str(tmp_path), "--no-progress"]) == 0
+    assert main(["run", str(clip), "--out", str(tmp_path), "--no-progress"], models=loaded_models) == 0
     rows = read_rows(tmp_path / "Oz06ZWiO20M_6.csv")
     check_schema(rows)
     manual = "and sucker punch is a failer but like a really ambitious weird the interesting idiosyncratic failure"
@@ -171,7 +187,7 @@ def test_mosi_clip_text_close_to_manual_transcript(tmp_path: Path, shared: Path)
 
 @pytest.mark.slow
 def test_bad_inputs_in_a_batch_are_listed_and_the_batch_goes_on(tmp_path: Path, make_media, example_clip: Path,
-                                                                 caplog: pytest.LogCaptureFixture):
+                                                                 loaded_models):
     folder = tmp_path / "videos"
     folder.mkdir()
     (folder / "notes.mp4").write_text("this is not a video\n")
@@ -181,7 +197,7 @@ def test_bad_inputs_in_a_batch_are_listed_and_the_batch_goes_on(tmp_path: Path, 
     (folder / "mute.mp4").write_bytes(mute.read_bytes())
     (folder / "good.mp4").write_bytes(example_clip.read_bytes())
     out = tmp_path / "out"
-    code = main(["run", str(folder), "--out", str(out), "--no-progress"])
+    code = main(["run", str(folder), "--out", str(out), "--no-progress"], models=loaded_models)
     assert code == 1  # a failure in the batch is visible to scripts
     summary = {Path(r["video"]).name: r for r in read_rows(out / "summary.csv")}
     assert summary["good.mp4"]["status"] == "ok" and (out / "good.csv").exists()
@@ -204,9 +220,9 @@ def test_skip_existing_resumes(tmp_path: Path, example_clip: Path, caplog: pytes
 
 @pytest.mark.slow
 @requires_shared
-def test_silent_video_gives_header_only_csv(tmp_path: Path, shared: Path):
+def test_silent_video_gives_header_only_csv(tmp_path: Path, shared: Path, loaded_models):
     clip = shared / "data" / "clips" / "pyfeat" / "WolfgangLanger_Pexels.mp4"
-    assert main(["run", str(clip), "--out", str(tmp_path), "--no-progress"]) == 0
+    assert main(["run", str(clip), "--out", str(tmp_path), "--no-progress"], models=loaded_models) == 0
     assert (tmp_path / "WolfgangLanger_Pexels.csv").read_text().strip() == ",".join(UTTERANCE_COLUMNS)
 
 
@@ -227,3 +243,80 @@ def test_cli_process_exit_codes_and_one_line_errors(tmp_path: Path, repo_root: P
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert "corrupt.mp4" in bad.stderr and not (tmp_path / "corrupt.csv").exists()
     assert run("frobnicate").returncode == 2
+
+
+@pytest.fixture(scope="module")
+def wav_and_silence(tmp_path_factory: pytest.TempPathFactory, make_media, example_clip: Path,
+                    loaded_models) -> tuple[int, Path, dict[str, dict[str, str]]]:
+    """A batch of the example's sound alone (a wav) and its picture with silence, run with --report."""
+    folder = tmp_path_factory.mktemp("wav-silence")
+    ex = str(example_clip)
+    wav = make_media("speech.wav", "-i", ex, "-vn", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le")
+    quiet = make_media("face_silence.mp4", "-i", ex, "-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-map", "0:v",
+                       "-map", "1:a", "-shortest", "-c:v", "copy", "-c:a", "aac")
+    for made in (wav, quiet):
+        (folder / made.name).write_bytes(made.read_bytes())
+    out = tmp_path_factory.mktemp("wav-silence-out")
+    code = main(["run", str(folder), "--out", str(out), "--no-progress", "--report"], models=loaded_models)
+    return code, out, {Path(r["video"]).name: r for r in read_rows(out / "summary.csv")}
+
+
+@pytest.mark.slow
+def test_a_wav_has_empty_face_columns_and_a_voice_reading(wav_and_silence):
+    code, out, summary = wav_and_silence
+    assert code == 0 and summary["speech.wav"]["status"] == "ok"
+    assert summary["speech.wav"]["face_coverage"] == ""  # no video: nothing measured, not 0
+    rows = read_rows(out / "speech.csv")
+    check_schema(rows)
+    assert len(rows) == 3
+    for row in rows:
+        assert all(row[column] == "" for column in FACE_COLUMNS), row
+        assert -3.0 <= float(row["voice_score"]) <= 3.0 and float(row["voiced_share"]) > 0.2
+    assert float(rows[0]["text_score"]) > 0.5 and float(rows[1]["text_score"]) < -0.5
+    page = (out / "speech.html").read_text(encoding="utf-8")
+    assert "<th>modalities used</th><td>text, audio</td>" in page  # what the file had, not what the weights know
+
+
+@pytest.mark.slow
+def test_a_silent_face_clip_has_its_face_coverage_and_no_language(wav_and_silence):
+    code, out, summary = wav_and_silence
+    row = summary["face_silence.mp4"]
+    assert row["status"] == "no_speech" and row["utterances"] == "0"
+    assert row["language"] == "", "no speech, so no language (Whisper guesses one from silence)"
+    assert float(row["face_coverage"]) > 0.9, "the face is in every frame, speech or not"
+    assert (out / "face_silence.csv").read_text().strip() == ",".join(UTTERANCE_COLUMNS)
+    page = (out / "face_silence.html").read_text(encoding="utf-8")
+    assert "<th>language</th><td>none (no speech)</td>" in page
+    assert "<th>modalities used</th><td>none (nothing was scored)</td>" in page
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SINGLE_FACE.is_file(), reason=f"{SINGLE_FACE} not found (set MIAR_SHARED)")
+def test_single_face_clip_reports_its_face_coverage(tmp_path: Path, loaded_models):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / SINGLE_FACE.name).symlink_to(SINGLE_FACE)
+    (folder / "copy.mp4").symlink_to(SINGLE_FACE)  # a batch, for summary.csv
+    assert main(["run", str(folder), "--out", str(tmp_path / "out"), "--no-progress"], models=loaded_models) == 0
+    row = {Path(r["video"]).name: r for r in read_rows(tmp_path / "out" / "summary.csv")}[SINGLE_FACE.name]
+    assert row["status"] == "no_speech" and row["language"] == ""
+    assert float(row["face_coverage"]) > 0.9  # was 0, hard-coded for clips without speech
+
+
+@pytest.mark.slow
+def test_logs_on_a_pipe_have_no_progress_bars_and_count_in_words(tmp_path: Path, make_media, example_clip: Path,
+                                                                  repo_root: Path):
+    """stderr that is not a terminal (a log file, CI) gets log lines only: tqdm draws on terminals alone."""
+    one = make_media("one_sentence.mp4", "-t", "6.6", "-i", str(example_clip), "-c", "copy")
+    done = subprocess.run([sys.executable, "-m", "pipeline", "run", str(one), "--out", str(tmp_path)],
+                          cwd=repo_root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "\x1b" not in done.stderr and "\r" not in done.stderr, done.stderr[-2000:]
+    assert "one_sentence.mp4: 1 utterance, mean sentiment +" in done.stderr, done.stderr
+    assert all(line.startswith(("INFO ", "WARNING ")) for line in done.stderr.splitlines()), done.stderr
+
+
+def test_a_loaded_models_holder_cannot_be_combined_with_model_flags(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    stand_in = object()
+    assert main(["run", str(tmp_path), "--weights", "w"], models=stand_in) == 1  # type: ignore[arg-type]
+    assert "cannot change models already loaded" in caplog.text

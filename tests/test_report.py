@@ -1,8 +1,11 @@
-"""Reports: the plot and the self-contained HTML, checked as files and as rendered by headless Chromium."""
+"""Reports: the plot and the self-contained HTML, checked as files and as rendered by headless Chromium; the
+README's picture checked against the shipped weights' output."""
 
 from __future__ import annotations
 
 import csv
+import io
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -14,10 +17,11 @@ from extractors.records import Media, Word
 from model.schema import polarity_of
 from pipeline.cli import main
 from pipeline.config import OutputOptions
-from pipeline.output import SummaryRow, write_summary, write_video_csv, write_video_jsonl
+from pipeline.output import SummaryRow, UtteranceRow, write_summary, write_video_csv, write_video_jsonl
 from pipeline.records import Signals, Utterance, UtteranceScore, VideoResult
 from pipeline.report import (
     POLARITY_COLOURS,
+    READING_MARKERS,
     rebuild_reports,
     render_html,
     render_png,
@@ -25,6 +29,8 @@ from pipeline.report import (
     report_data_from_rows,
     write_report,
 )
+from storage.files import sha256_of
+from storage.locations import DEFAULT_WEIGHTS, REPO_ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 requires_chromium = pytest.mark.skipif(
@@ -34,12 +40,18 @@ requires_chromium = pytest.mark.skipif(
 HOSTILE = '<script>alert("x")</script> & "quotes" $x^2$ </td>'
 
 
-def make_result(scores: list[float], texts: list[str] | None = None) -> VideoResult:
+#: The README's report picture and the sidecar of the scores it shows (examples/make_report_image.py).
+PICTURE = REPO_ROOT / "docs" / "report-example.png"
+SIDECAR = REPO_ROOT / "docs" / "report-example.json"
+
+
+def make_result(scores: list[float], texts: list[str] | None = None, readings: bool = True) -> VideoResult:
     signals = Signals(3, 0.9, 0.8, 0.5, 180.0, -20.0, 0.3, 0.1)
     texts = texts or [f"utterance {i}" for i in range(len(scores))]
     utts = tuple(
         UtteranceScore(Utterance(i, i * 2.0, i * 2.0 + 1.5, (Word(texts[i], i * 2.0, i * 2.0 + 1.5),)),
-                       s, polarity_of(s), signals)
+                       s, polarity_of(s), signals,
+                       *((s + 0.5, -1.25, None if i == 1 else 1.75) if readings else (None, None, None)))
         for i, s in enumerate(scores)
     )
     media = Media(Path("clip <one>.mp4"), 2.0 * len(scores) + 1, True, True, 480, 360, 25.0, video_codec="h264",
@@ -76,6 +88,22 @@ def test_png_is_a_real_image_that_grows_with_the_text(tmp_path: Path):
         assert (np.abs(pixels.astype(int) - rgb).sum(axis=1) < 60).sum() > 500, colour
 
 
+def test_png_marks_each_reading_on_its_bar():
+    from PIL import Image
+
+    def dark_pixels(png: bytes) -> int:
+        pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+        plot = pixels[: pixels.shape[0] // 2]  # the plot, above the listed text
+        return int((np.abs(plot - 0x22).sum(axis=2) < 40).sum())
+
+    options = OutputOptions()
+    plain = render_png(report_data_from_result(make_result([2.0, -1.0, 0.1], readings=False), options))
+    marked = render_png(report_data_from_result(make_result([2.0, -1.0, 0.1]), options))
+    # 8 markers (utterance 1 has no face reading) on the bars + 3 in the legend, ~30 dark pixels each
+    assert dark_pixels(marked) > dark_pixels(plain) + 8 * 20
+    assert [label for _, label, _ in READING_MARKERS] == ["text alone", "voice alone", "face alone"]
+
+
 def test_html_is_self_contained_and_escaped(tmp_path: Path):
     html_path = write_report(make_result([2.0, -1.5], [HOSTILE, "fine"]), tmp_path, OutputOptions())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip <one>.html", "clip <one>.png"]  # no temp files
@@ -84,14 +112,22 @@ def test_html_is_self_contained_and_escaped(tmp_path: Path):
     assert not re.search(r"(src|href)=\"(?!data:)", page), "only data: URIs may be referenced"
     assert "http://" not in page and "https://" not in page
     assert page.count('<tr class="utt">') == 2
-    for shown in ("tiny.en", "miar-v1", "480x360 px", "25 fps", "en (p=0.97)", "face found in only 40%"):
+    for shown in ("tiny.en", "miar-v1", "480x360 px", "25 fps", "en (p=0.97)", "face found in only 40%",
+                  "<th>text alone</th><th>voice alone</th><th>face alone</th>"):
         assert shown in page
     assert "clip &lt;one&gt;.mp4" in page
+    rows = re.findall(r'<tr class="utt">.*?</tr>', page)
+    assert '<td class="num">+2.500</td><td class="num">-1.250</td><td class="num">+1.750</td>' in rows[0]
+    assert '<td class="num">-1.000</td><td class="num">-1.250</td><td class="num"></td>' in rows[1]  # no face
 
 
 def test_no_speech_report(tmp_path: Path):
-    page = write_report(make_result([]), tmp_path, OutputOptions()).read_text(encoding="utf-8")
+    silent = VideoResult(make_result([]).media, "no_speech", "", None, "tiny.en", "miar-v1", (), 0.97, ())
+    page = write_report(silent, tmp_path, OutputOptions()).read_text(encoding="utf-8")
     assert "No speech recognised" in page and '<tr class="utt">' not in page
+    assert "<th>language</th><td>none (no speech)</td>" in page
+    assert "<th>modalities used</th><td>none (nothing was scored)</td>" in page
+    assert "<td>face coverage (whole file)</td><td class=\"num\">97%</td>" in page
 
 
 @requires_chromium
@@ -99,7 +135,7 @@ def test_html_renders_in_headless_chromium(tmp_path: Path):
     html_path = write_report(make_result([2.0, -1.5, 0.2], [HOSTILE, "b", "c"]), tmp_path, OutputOptions())
     dom = run_chromium(tmp_path, "--dump-dom", html_path.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert len(re.findall(r'<tr class="utt">', dom.stdout)) == 3
+    assert len(re.findall(r'<tr class="utt">', dom.stdout)) == 3 and "<th>voice alone</th>" in dom.stdout
     assert re.search(r'<img class="plot"[^>]*src="data:image/png;base64,', dom.stdout)
     assert "<script>" not in dom.stdout  # the hostile text stayed text
     shot = tmp_path / "shot.png"
@@ -174,3 +210,46 @@ def test_report_command_errors(tmp_path: Path):
     with open(tmp_path / "other.csv", "w", newline="") as f:
         csv.writer(f).writerows([["a", "b"], ["1", "2"]])
     assert main(["report", str(tmp_path)]) == 1  # not our schema: one-line error, no traceback
+
+
+def _sidecar() -> dict:
+    assert PICTURE.is_file() and SIDECAR.is_file(), "run: python examples/make_report_image.py"
+    return json.loads(SIDECAR.read_text(encoding="utf-8"))
+
+
+def test_readme_picture_is_the_one_its_sidecar_describes(repo_root: Path):
+    """The picture, its sidecar, the shipped weights and examples/expected/example.csv belong together."""
+    sidecar = _sidecar()
+    stale = "docs/report-example.png is stale: run python examples/make_report_image.py"
+    assert sha256_of(PICTURE) == sidecar["image_sha256"], stale
+    assert sidecar["weights"] == DEFAULT_WEIGHTS.name and sidecar["clip"] == "examples/example.mp4"
+    shipped = json.loads((DEFAULT_WEIGHTS / "config.json").read_text(encoding="utf-8"))["model_sha256"]
+    assert sidecar["model_sha256"] == shipped, stale
+    assert sidecar["clip_sha256"] == sha256_of(repo_root / "examples" / "example.mp4"), stale
+    assert "](docs/report-example.png)" in (repo_root / "README.md").read_text(encoding="utf-8")
+    with open(repo_root / "examples" / "expected" / "example.csv", encoding="utf-8", newline="") as f:
+        expected = [UtteranceRow.parse(r) for r in csv.DictReader(f)]
+    drawn = sidecar["rows"]
+    assert [r["text"] for r in drawn] == [r.text for r in expected]
+    for row, exp in zip(drawn, expected):
+        for name in ("sentiment", "text_score", "voice_score", "face_score"):
+            assert row[name] == pytest.approx(getattr(exp, name), abs=0.05), (row["utterance"], name)
+        assert row["polarity"] == exp.polarity
+
+
+@pytest.mark.slow
+def test_readme_picture_shows_what_the_shipped_weights_give(loaded_models, example_clip: Path):
+    """A fresh run of the example with the shipped weights gives the scores the README's picture shows."""
+    from pipeline import score_videos
+
+    outcome, = score_videos([example_clip], models=loaded_models)
+    options = OutputOptions()
+    fresh = [UtteranceRow.of(outcome.result, u, options) for u in outcome.result.utterances]
+    drawn = _sidecar()["rows"]
+    assert [r["text"] for r in drawn] == [r.text for r in fresh]
+    for row, got in zip(drawn, fresh):
+        for name in ("sentiment", "text_score", "voice_score", "face_score"):
+            assert row[name] == pytest.approx(getattr(got, name), abs=0.05), (
+                f"utterance {row['utterance']} {name}: the picture shows {row[name]}, the weights give "
+                f"{getattr(got, name)}; run python examples/make_report_image.py")
+        assert row["polarity"] == got.polarity
