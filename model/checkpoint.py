@@ -243,6 +243,28 @@ class LoadedMiar:
         return readings
 
 
+    def head_readings(self, samples: Sequence[SampleInput], batch_size: int = 64) -> np.ndarray:
+        """The auxiliary per-modality heads of one pass with every modality present (for comparison).
+
+        Not what the outputs show (``predict_readings`` is): with several modalities present
+        each modality's token attends to the others, so these heads echo the fused view.
+        ``bench/readings.py`` measures both.
+
+        Returns:
+            (N, 3) float32 in ``MODALITIES`` order, clipped to [-3, 3]; NaN where a modality is absent.
+        """
+        out = np.full((len(samples), len(MODALITIES)), np.nan, dtype=np.float32)
+        with torch.no_grad():
+            for start in range(0, len(samples), batch_size):
+                batch = collate(samples[start:start + batch_size], self._dims, self._stats, use=self.modalities)
+                result = self._model(batch.text, batch.text_mask, batch.audio, batch.audio_mask,
+                                     batch.vision, batch.vision_mask)
+                if result.modality_scores is None:  # a network without auxiliary heads
+                    continue
+                scores = np.clip(result.modality_scores.numpy(), SCORE_MIN, SCORE_MAX)
+                out[start:start + len(scores)] = np.where(result.present.numpy(), scores, np.nan)
+        return out
+
 def read_weights_config(folder: Path) -> dict[str, Any]:
     """``config.json`` of a weights folder, checked against the schema (``validate_weights_config``)
     but not yet against ``model.pt``'s hash and size.
