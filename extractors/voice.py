@@ -81,7 +81,7 @@ import parselmouth
 
 from extractors.records import FeatureTrack
 
-__all__ = ["COLUMNS", "VoiceOptions", "extract_voice", "RATE_HZ"]
+__all__ = ["COLUMNS", "VoiceOptions", "extract_voice", "prepare", "RATE_HZ"]
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +164,18 @@ class VoiceOptions:
             raise ValueError(f"VoiceOptions: need 0 < f0_min_hz ({self.f0_min_hz}) < f0_max_hz ({self.f0_max_hz})")
         if self.hop_ms <= 0 or self.window_ms <= 0 or self.harmonic_window_ms <= 0:
             raise ValueError("VoiceOptions: hop_ms, window_ms and harmonic_window_ms must be positive")
+
+
+def prepare() -> None:
+    """Do the one-off work of librosa's first use now rather than in the first real call.
+
+    librosa imports lazily, and its first use imports scipy.signal and loads (or compiles)
+    numba kernels: about 2 s on the 2-core development machine. ``pipeline.models`` calls
+    this on a thread beside the model loading, so the cost overlaps Whisper's and
+    MediaPipe's native start-up instead of landing in the first video's voice stage.
+    """
+    noise = np.random.default_rng(0).standard_normal(3200).astype(np.float32) * 0.01  # 0.2 s at 16 kHz
+    extract_voice(noise, 16000)
 
 
 def extract_voice(audio: np.ndarray, sample_rate_hz: int, options: VoiceOptions = VoiceOptions()) -> FeatureTrack:
