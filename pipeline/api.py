@@ -16,6 +16,7 @@ before any input is scored.
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -25,12 +26,16 @@ from typing import TYPE_CHECKING
 from pipeline.errors import PipelineError
 from pipeline.inputs import BatchItem, BatchPlan, WriteOptions
 from pipeline.jobs import BatchProgress, VideoOutcome, score_one
+from pipeline.output import SUMMARY_NAME, Provenance, SummaryRow, check_output, read_summary
 
 if TYPE_CHECKING:
     from pipeline.config import PipelineConfig
     from pipeline.models import Models
 
-__all__ = ["BatchInterrupted", "ENGINES", "check_writable", "score_videos"]
+__all__ = ["BatchInterrupted", "ENGINES", "check_writable", "score_videos", "reason_to_rescore"]
+
+#: Statuses of a summary row whose output holds a result.
+_DONE_STATUSES = frozenset({"ok", "no_speech", "skipped"})
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +95,9 @@ def score_videos(
         report: Also write the plot and the HTML report (needs ``out_dir``). Not with a ``BatchPlan``.
         progress: Optional per-stage callback, see ``BatchProgress`` (local engine only:
             Ray workers run elsewhere).
-        skip_existing: Do not score inputs whose ``<stem>.<fmt>`` already exists in ``out_dir``.
+        skip_existing: Do not score inputs whose output in ``out_dir`` is already done: it reads
+            back completely and ``out_dir/summary.csv`` has its row with this run's weights SHA-256
+            and ASR model (``reason_to_rescore``); otherwise it is scored again (logged why).
         engine: "local" (this process) or "ray" (one worker per CPU, one model load each).
         ray_address: Ray cluster to join (engine "ray"); None starts a local Ray.
         models: Models already loaded with ``config`` (local engine): used and left open.
@@ -133,12 +140,24 @@ def score_videos(
         if on_outcome is not None:
             on_outcome(outcome)
 
+    earlier: dict[str, SummaryRow] = {}
+    provenance = Provenance()
+    if skip_existing and options.out_dir is not None:
+        earlier = {row.video: row for row in read_summary(options.out_dir / SUMMARY_NAME)}
+        provenance = Provenance.of(config.weights_dir, config.asr.model)
     todo: list[tuple[int, BatchItem]] = []
     for i, item in enumerate(plan.items):
-        if skip_existing and item.output is not None and item.output.exists():
-            finish(i, VideoOutcome(item.path, "skipped", output=item.output))
-        else:
-            todo.append((i, item))
+        if item.error:
+            finish(i, VideoOutcome(item.path, "failed", error=item.error))
+            continue
+        if skip_existing and item.output is not None and os.path.lexists(item.output):
+            row = earlier.get(str(item.path))
+            why = reason_to_rescore(item, row, provenance)
+            if not why:
+                finish(i, VideoOutcome(item.path, "skipped", output=item.output, earlier=row))
+                continue
+            log.info("%s: %s exists but %s; scoring it again", item.path, item.output, why)
+        todo.append((i, item))
 
     def in_order() -> list[VideoOutcome]:
         return [done[i] for i in sorted(done)]
@@ -154,6 +173,28 @@ def score_videos(
         except KeyboardInterrupt as e:
             raise BatchInterrupted(in_order(), len(plan.items)) from e
     return in_order()
+
+
+def reason_to_rescore(item: BatchItem, row: SummaryRow | None, provenance: Provenance) -> str:
+    """Why the existing output of ``item`` is not trusted by ``skip_existing`` ("" when it is).
+
+    Trusted: ``summary.csv``'s row for the input (``row``) records a result in this very
+    file, made with this run's weights (SHA-256) and ASR model, and the file reads back
+    completely with the row's number of utterances (``pipeline.output.check_output``).
+    """
+    if row is None:
+        return f"{SUMMARY_NAME} has no row for this input, so what made it is unknown"
+    if row.status not in _DONE_STATUSES:
+        return f"its {SUMMARY_NAME} row says {row.status!r}"
+    if row.csv != str(item.output):
+        return f"its {SUMMARY_NAME} row names another output ({row.csv or 'none'})"
+    if not row.weights_sha256 or row.weights_sha256 != provenance.weights_sha256:
+        return (f"it was made with other weights (SHA-256 {row.weights_sha256[:12] or 'not recorded'}, "
+                f"now {provenance.weights_sha256[:12] or 'unknown'})")
+    if row.asr_model != provenance.asr_model:
+        return f"it was made with ASR model {row.asr_model or 'not recorded'!r}, now {provenance.asr_model!r}"
+    problem = check_output(item.output, row.utterances) if item.output is not None else "no output"
+    return f"it is not a complete output: {problem}" if problem else ""
 
 
 def _score_locally(jobs: list[tuple[int, BatchItem]], config: PipelineConfig, options: WriteOptions,

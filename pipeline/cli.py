@@ -12,15 +12,20 @@ model library (or NumPy) is imported; each command imports what it needs when it
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import logging
+import math
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from model.schema import NEUTRAL_BAND, SCORE_MAX, SCORE_MIN
 from pipeline.api import ENGINES
 from pipeline.errors import USER_ERRORS, PipelineError
+from pipeline.languages import WHISPER_LANGUAGE_CODES
 from pipeline.output import OUTPUT_FORMATS
 from storage.locations import DEFAULT_WEIGHTS
 
@@ -47,6 +52,37 @@ Each CSV has one row per utterance: start_s, end_s, text, sentiment in [{SCORE_M
 (text_score, voice_score, face_score) and the signals behind the score; empty where not observed.
 Everything runs offline on the CPU; models come from installed packages and weights/.
 """
+
+
+def positive_number(text: str) -> float:
+    """argparse type: a finite number > 0 (``--fps``, ``--max-duration``); NaN, inf, 0 and below are refused."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number above 0")
+    return value
+
+
+def at_least_one(text: str) -> int:
+    """argparse type: an integer >= 1 (``--workers``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
+    return value
+
+
+def whisper_language(text: str) -> str:
+    """argparse type: one of Whisper's language codes (``pipeline.languages``)."""
+    code = text.strip().lower()
+    if code not in WHISPER_LANGUAGE_CODES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a Whisper language code; use one of {', '.join(WHISPER_LANGUAGE_CODES)}")
+    return code
 
 
 def _add_logging_flags(parser: argparse.ArgumentParser, verbose: object, quiet: object) -> None:
@@ -78,19 +114,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("paths", nargs="+", type=Path, metavar="PATH",
                      help="video or audio files, or folders of them (not searched recursively)")
     run.add_argument("--out", type=Path, default=Path("out"), metavar="DIR",
-                     help="folder for <video stem>.csv files and, for a batch, summary.csv (default: out)")
+                     help="folder for <video stem>.csv files and, for a batch, summary.csv (default: out); "
+                     "inputs of one batch with the same stem keep their extension (clip.mp4.csv), then their "
+                     "folder's name (a_clip.mp4.csv)")
     run.add_argument("--asr", default=None, metavar="MODEL",
                      help="Whisper model: tiny.en (default, English, fastest), base (multilingual) or a "
                      "CTranslate2 model folder")
-    run.add_argument("--language", default=None, metavar="CODE",
+    run.add_argument("--language", type=whisper_language, default=None, metavar="CODE",
                      help="skip language identification and decode as this language (e.g. en); by default "
                      "speech confidently identified as not English is reported as failed, not scored")
-    run.add_argument("--fps", type=float, default=None, metavar="N",
+    run.add_argument("--fps", type=positive_number, default=None, metavar="N",
                      help="frames per second sampled for the face (default 4; lower is faster)")
+    run.add_argument("--max-duration", type=positive_number, default=None, metavar="SECONDS",
+                     help="refuse media longer than this (default 21600, 6 hours), right after reading its header")
     run.add_argument("--weights", type=Path, default=None, metavar="DIR",
                      help=f"MIAR weights folder (default: {DEFAULT_WEIGHTS.relative_to(DEFAULT_WEIGHTS.parents[1])})")
     run.add_argument("--skip-existing", action="store_true",
-                     help="skip inputs whose CSV already exists in --out (resume a batch)")
+                     help="skip inputs already done in --out (resume a batch): the output reads back complete and "
+                     "its summary.csv row has the same weights (SHA-256) and ASR model; anything else is scored again")
     run.add_argument("--no-progress", action="store_true",
                      help="do not draw progress bars (they are drawn only when stderr is a terminal)")
     run.add_argument("--report", action="store_true",
@@ -130,10 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ext.add_argument("--dataset", type=Path, required=True, metavar="DIR", help="MMSA-layout dataset folder")
     ext.add_argument("--out", type=Path, required=True, metavar="FEATURES_DIR", help="features folder to write")
-    ext.add_argument("--workers", type=int, default=1, metavar="N",
+    ext.add_argument("--workers", type=at_least_one, default=1, metavar="N",
                      help="processes, each loading the models once (default 1: this process)")
     ext.add_argument("--asr", default=None, metavar="MODEL", help="Whisper model (default tiny.en, as 'run')")
-    ext.add_argument("--fps", type=float, default=None, metavar="N", help="face frames per second (default 4)")
+    ext.add_argument("--fps", type=positive_number, default=None, metavar="N",
+                     help="face frames per second (default 4)")
     return parser
 
 
@@ -207,10 +249,11 @@ def run_command(args: argparse.Namespace, models: Models | None = None) -> int:
     from pipeline.api import BatchInterrupted, score_videos
     from pipeline.config import PipelineConfig
     from pipeline.jobs import VideoOutcome
-    from pipeline.output import write_summary
+    from pipeline.output import SUMMARY_NAME, Provenance, merge_summary
 
     config = PipelineConfig().with_overrides(
-        asr_model=args.asr, language=args.language, fps=args.fps, weights_dir=args.weights
+        asr_model=args.asr, language=args.language, fps=args.fps, max_duration_s=args.max_duration,
+        weights_dir=args.weights,
     )
     show = not args.no_progress and not args.quiet
     # disable=None: tqdm draws only on a terminal, so logs and pipes get no escape codes
@@ -222,7 +265,7 @@ def run_command(args: argparse.Namespace, models: Models | None = None) -> int:
         stages.close()
         videos.update(1)
         if outcome.status == "skipped":
-            log.info("%s: %s exists, skipped", outcome.path, outcome.output)
+            log.info("%s: %s is done (same weights and ASR model), skipped", outcome.path, outcome.output)
         elif outcome.status == "failed":
             log.error("%s", outcome.error)  # our errors name the file themselves
         elif outcome.result is not None:
@@ -251,10 +294,13 @@ def run_command(args: argparse.Namespace, models: Models | None = None) -> int:
         stages.close()
         videos.close()
     failed = sum(o.status == "failed" for o in outcomes)
-    if plan.is_batch:
-        summary = args.out / "summary.csv"
+    summary = args.out / SUMMARY_NAME
+    # the summary records what made each output (--skip-existing trusts nothing else), so a run into a
+    # folder that has one keeps it true; a single input otherwise writes only its own file
+    if plan.is_batch or args.skip_existing or os.path.lexists(summary):
+        provenance = Provenance.of(config.weights_dir, config.asr.model)
         try:
-            write_summary([o.summary_row() for o in outcomes], summary, config.output)
+            merge_summary([o.summary_row(provenance) for o in outcomes], summary, config.output)
         except USER_ERRORS as e:
             log.error("%s", e)
             return 1
@@ -267,63 +313,117 @@ def run_command(args: argparse.Namespace, models: Models | None = None) -> int:
 def report_command(args: argparse.Namespace) -> int:
     from pipeline.report import rebuild_reports
 
+    skipped: list[str] = []
     try:
-        written = rebuild_reports(args.folder)
+        written = rebuild_reports(args.folder, skipped=skipped)
     except USER_ERRORS as e:
         log.error("%s", e)
         return 1
     for html in written:
         log.info("%s", html)
-    return 0
+    if skipped:
+        log.error("%d report%s written, %d file%s skipped (see the warnings above)", len(written),
+                  "" if len(written) == 1 else "s", len(skipped), "" if len(skipped) == 1 else "s")
+    return 1 if skipped else 0
 
 
-def _read_text_lines(file: Path) -> str:
-    """The text of FILE ('-': stdin).
+#: Lines scored at a time by ``text``: rows are written batch by batch, so memory stays flat in the file's size.
+TEXT_BATCH_LINES = 256
+
+
+def _open_text_lines(file: Path) -> IO[str]:
+    """FILE ('-': stdin) opened for reading line by line, lines ending at "\\n" only.
+
+    Only "\\n" ends a line (``newline="\\n"``), so a U+2028, "\\x85" or lone "\\r" inside a line
+    does not shift the line numbers (``str.splitlines`` would split there).
 
     Raises:
-        PipelineError: The file cannot be read as UTF-8.
+        PipelineError: The file cannot be opened (or is a folder).
     """
     if str(file) == "-":
-        return sys.stdin.read()
+        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", newline="\n")
     try:
-        return file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise PipelineError(f"{file}: cannot read as UTF-8 text: {e}") from e
+        return open(file, encoding="utf-8", newline="\n")
+    except OSError as e:
+        raise PipelineError(f"{file}: cannot read as UTF-8 text: {e.strerror or e}") from e
+
+
+def _numbered_lines(f: IO[str], file: Path, on_line: Callable[[int], None]) -> Iterator[tuple[int, str]]:
+    """(line number, stripped line) of each line with words; blank lines skipped, wordless ones warned about.
+
+    Raises:
+        PipelineError: A line is not UTF-8 (names the line).
+    """
+    from extractors.text import normalise_text
+
+    n = 0
+    try:
+        for n, raw in enumerate(f, 1):
+            on_line(len(raw))
+            line = raw.strip()
+            if line and normalise_text(line).split():
+                yield n, line
+            elif line:
+                log.warning("line %d has no words, skipped: %r", n, line[:200])
+    except UnicodeDecodeError as e:
+        raise PipelineError(f"{file}:{n + 1}: cannot read as UTF-8 text: {e}") from e
+
+
+def _batches(lines: Iterator[tuple[int, str]], size: int) -> Iterator[list[tuple[int, str]]]:
+    batch: list[tuple[int, str]] = []
+    for item in lines:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def text_command(args: argparse.Namespace) -> int:
     try:
-        content = _read_text_lines(args.file)  # before anything heavy: a missing file is answered at once
+        source = _open_text_lines(args.file)  # before anything heavy: a missing file is answered at once
     except USER_ERRORS as e:
         log.error("%s", e)
         return 1
 
-    from extractors.text import normalise_text
+    from tqdm import tqdm
+
     from model.schema import polarity_of
     from pipeline.config import PipelineConfig
     from pipeline.output import TEXT_COLUMNS, TextRow, open_output, write_rows_csv
     from pipeline.text_scoring import TextScorer
 
     config = PipelineConfig().with_overrides(weights_dir=args.weights)
-    kept: list[tuple[int, str]] = []
-    for n, raw in enumerate(content.splitlines(), 1):
-        line = raw.strip()
-        if line and normalise_text(line).split():
-            kept.append((n, line))
-        elif line:
-            log.warning("line %d has no words, skipped: %r", n, line)
+    band = config.output.neutral_band
     try:
-        scores = TextScorer.load(config).score([line for _, line in kept]) if kept else []
-        rows = [TextRow(n, line, float(score), polarity_of(float(score), config.output.neutral_band))
-                for (n, line), score in zip(kept, scores)]
-        if args.out is None:
-            write_rows_csv(rows, TEXT_COLUMNS, sys.stdout, config.output)
-        else:
-            with open_output(args.out) as f:
-                write_rows_csv(rows, TEXT_COLUMNS, f, config.output)
+        size = os.fstat(source.fileno()).st_size if str(args.file) != "-" else 0
+    except OSError:
+        size = 0
+    # characters read, against the file's bytes: exact for ASCII, a close guide otherwise; on a terminal only
+    bar = tqdm(total=size or None, unit="char", unit_scale=True, desc="lines", file=sys.stderr, leave=False,
+               disable=None if not args.quiet else True)
+    try:
+        with source, TextScorer.load(config) as scorer, (
+                open_output(args.out) if args.out is not None else contextlib.nullcontext(sys.stdout)) as out:
+            header_written = False
+            for batch in _batches(_numbered_lines(source, args.file, bar.update), TEXT_BATCH_LINES):
+                scores = scorer.score([line for _, line in batch])
+                rows = [TextRow(n, line, float(score), polarity_of(float(score), band))
+                        for (n, line), score in zip(batch, scores)]
+                if header_written:
+                    write_rows_csv(rows, (), out, config.output, header=False)
+                else:
+                    write_rows_csv(rows, TEXT_COLUMNS, out, config.output)
+                    header_written = True
+                out.flush()
+            if not header_written:
+                write_rows_csv([], TEXT_COLUMNS, out, config.output)
     except USER_ERRORS as e:
         log.error("%s", e)
         return 1
+    finally:
+        bar.close()
     return 0
 
 
@@ -333,7 +433,7 @@ def extract_command(args: argparse.Namespace) -> int:
 
     config = PipelineConfig().with_overrides(asr_model=args.asr, fps=args.fps)
     try:
-        summary = extract_dataset(args.dataset, args.out, config, ExtractOptions(workers=max(1, args.workers)))
+        summary = extract_dataset(args.dataset, args.out, config, ExtractOptions(workers=args.workers))
     except USER_ERRORS as e:
         log.error("%s", e)
         return 1

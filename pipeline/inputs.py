@@ -6,18 +6,34 @@
 The CLI builds the plan (a missing input is reported before anything heavy is imported)
 and hands it to ``pipeline.api.score_videos``; both engines then write exactly
 ``item.output``. Light on purpose (no NumPy, no torch).
+
+Output names (``output_stems``): each input writes ``<stem>.<fmt>`` (and ``<stem>.png``,
+``<stem>.html``), its file stem, unless that name is taken within the batch (compared
+ignoring case, as on macOS and Windows) or is ``summary`` (the batch summary's). Every
+input of a clashing name then moves one step along: 1. the stem (``clip``); 2. the file
+name (``clip.mp4``); 3. the parent folder's name and the file name (``a_clip.mp4``);
+4. that and its position among the batch's distinct files (``a_clip.mp4-3``), until no two
+are alike. The same file given twice is one input with one name.
+``summary.csv`` shows the output of each input in its ``csv`` column. A name longer than the
+file system allows (255 bytes with its suffix) fails that input before any model loads.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import PipelineError
-from pipeline.output import OUTPUT_FORMATS, output_path_for
+from pipeline.output import OUTPUT_FORMATS, SUMMARY_NAME, output_path_for
+from storage.files import temp_name_bytes
 
-__all__ = ["MEDIA_SUFFIXES", "collect_inputs", "WriteOptions", "BatchItem", "BatchPlan"]
+__all__ = ["MEDIA_SUFFIXES", "MAX_NAME_BYTES", "collect_inputs", "output_stems", "WriteOptions", "BatchItem",
+           "BatchPlan"]
+
+#: A file name's limit on the usual file systems (ext4, APFS, NTFS: 255 bytes or UTF-16 units).
+MAX_NAME_BYTES = 255
 
 #: File endings taken from a folder (files named explicitly are always tried).
 MEDIA_SUFFIXES: frozenset[str] = frozenset({
@@ -29,22 +45,88 @@ MEDIA_SUFFIXES: frozenset[str] = frozenset({
 def collect_inputs(paths: Sequence[Path]) -> list[Path]:
     """Expand folders to their media files (sorted); keep files as given.
 
+    A folder is listed once; what it holds is not opened here, so a dangling or looping
+    link in it is an input like any other (it fails alone, with its reason, when scored).
+
     Raises:
-        PipelineError: A path does not exist, or a folder holds no media file.
+        PipelineError: A path does not exist or cannot be looked at, a folder cannot be
+            listed, or a folder holds no media file.
     """
-    inputs: list[Path] = []
+    return [p for p, _ in _expand(paths)]
+
+
+def _expand(paths: Sequence[Path]) -> list[tuple[Path, bool]]:
+    """(input, found in a folder) for each input of ``paths``; raises as ``collect_inputs``."""
+    inputs: list[tuple[Path, bool]] = []
     for path in paths:
-        if path.is_dir() and path.suffix.lower() not in MEDIA_SUFFIXES:
+        is_folder = False
+        try:
+            is_folder = path.is_dir() and path.suffix.lower() not in MEDIA_SUFFIXES
+            exists = path.exists()
             # a sub-folder named like a video is listed too, so that it is reported, not silently passed over
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in MEDIA_SUFFIXES)
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in MEDIA_SUFFIXES) if is_folder else []
+        except OSError as e:  # a folder without read permission, or a path inside one without search permission
+            raise PipelineError(f"{path}: cannot be {'listed' if is_folder else 'looked at'}: "
+                                f"{e.strerror or e}") from e
+        if is_folder:
             if not found:
                 raise PipelineError(f"{path}: folder holds no media file ({', '.join(sorted(MEDIA_SUFFIXES))})")
-            inputs.extend(found)
-        elif path.exists():
-            inputs.append(path)  # a directory named like a video is reported by the probe
+            inputs.extend((p, True) for p in found)
+        elif exists:
+            inputs.append((path, False))  # a directory named like a video is reported by the probe
         else:
             raise PipelineError(f"{path}: no such file or folder")
     return inputs
+
+
+def _name_at(path: Path, step: int, position: int) -> str:
+    """The output stem of ``path`` at collision ``step`` (see the module docstring)."""
+    if step == 0:
+        return path.stem
+    if step == 1:
+        return path.name
+    parent = path.absolute().parent.name
+    name = f"{parent}_{path.name}" if parent else path.name
+    return name if step == 2 else f"{name}-{position + 1}"
+
+
+def output_stems(inputs: Sequence[Path]) -> list[str]:
+    """A unique output stem per input, none equal to the summary's (the rule in the module docstring).
+
+    Names are compared ignoring case; an input moves to the next step only while its name
+    clashes, so an input without a clash keeps its plain stem. The same file given twice is
+    one input (one name): its results are the same.
+    """
+    reserved = Path(SUMMARY_NAME).stem.casefold()
+    first: dict[str, int] = {}
+    for i, path in enumerate(inputs):
+        first.setdefault(os.path.abspath(path), i)
+    unique = [Path(p) for p in first]
+    steps = [0] * len(unique)
+    while True:
+        names = [_name_at(p, step, i) for i, (p, step) in enumerate(zip(unique, steps))]
+        seen: dict[str, list[int]] = {}
+        for i, name in enumerate(names):
+            seen.setdefault(name.casefold(), []).append(i)
+        clashing = [i for key, group in seen.items() if len(group) > 1 or key == reserved for i in group]
+        clashing = [i for i in clashing if steps[i] < 3]
+        if not clashing:
+            by_path = dict(zip(first, names))
+            return [by_path[os.path.abspath(p)] for p in inputs]
+        for i in clashing:
+            steps[i] += 1
+
+
+def _name_problem(stem: str, report: bool, fmt: str) -> str:
+    """Why files named ``stem`` + our suffixes cannot be written ("" when they can)."""
+    suffixes = [f".{fmt}"] + ([".png", ".html"] if report else [])
+    for suffix in suffixes:
+        name = stem + suffix
+        size = max(len(os.fsencode(name)), temp_name_bytes(name))
+        if size > MAX_NAME_BYTES:
+            return (f"output name '{name[:40]}...' is {len(os.fsencode(name))} bytes in UTF-8, over the file "
+                    f"system's limit of {MAX_NAME_BYTES} bytes for a name; rename the file (shorter stem)")
+    return ""
 
 
 @dataclass(frozen=True)
@@ -77,11 +159,14 @@ class BatchItem:
 
     Attributes:
         path: The media file (as given, or found in a folder given).
-        output: Its ``<out_dir>/<stem>.<fmt>``; None when nothing is written.
+        output: Its ``<out_dir>/<stem>.<fmt>`` (``output_stems``); None when nothing is written
+            or the input cannot be scored.
+        error: Why the input fails before it is scored (its output name is too long), else "".
     """
 
     path: Path
     output: Path | None
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -100,15 +185,21 @@ class BatchPlan:
 
     @classmethod
     def build(cls, paths: Sequence[Path], options: WriteOptions | None = None) -> BatchPlan:
-        """Expand ``paths`` (``collect_inputs``) and name each input's output.
+        """Expand ``paths`` (``collect_inputs``) and name each input's output (``output_stems``).
 
         Raises:
             PipelineError: A path does not exist, or a folder holds no media file.
         """
         options = options or WriteOptions()
-        paths = [Path(p) for p in paths]
-        inputs = collect_inputs(paths)
+        expanded = _expand([Path(p) for p in paths])
+        inputs = [p for p, _ in expanded]
         out_dir = options.out_dir
-        items = tuple(BatchItem(p, None if out_dir is None else output_path_for(p, out_dir, options.fmt))
-                      for p in inputs)
-        return cls(items, options, len(items) > 1 or any(p.is_dir() for p in paths))
+        items: list[BatchItem] = []
+        for path, stem in zip(inputs, output_stems(inputs)):
+            if out_dir is None:
+                items.append(BatchItem(path, None))
+            elif problem := _name_problem(stem, options.report, options.fmt):
+                items.append(BatchItem(path, None, f"{path}: {problem}"))
+            else:
+                items.append(BatchItem(path, output_path_for(path, out_dir, options.fmt, stem)))
+        return cls(tuple(items), options, len(items) > 1 or any(in_folder for _, in_folder in expanded))

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.errors import USER_ERRORS
 from pipeline.inputs import BatchItem, WriteOptions
-from pipeline.output import SummaryRow, write_video_output
+from pipeline.output import Provenance, SummaryRow, write_video_output
 
 if TYPE_CHECKING:
     from pipeline.config import PipelineConfig
@@ -40,6 +40,8 @@ class VideoOutcome:
         error: One-line reason when failed, else "".
         output: The per-video CSV/JSONL written or found (None when failed or nothing is written).
         seconds: Wall seconds spent on this input (0 when skipped).
+        earlier: For "skipped": the input's row in the existing ``summary.csv`` (its figures
+            and provenance are carried over).
     """
 
     path: Path
@@ -48,14 +50,22 @@ class VideoOutcome:
     error: str = ""
     output: Path | None = None
     seconds: float = 0.0
+    earlier: SummaryRow | None = None
 
-    def summary_row(self) -> SummaryRow:
-        """This outcome's line in ``summary.csv``."""
+    def summary_row(self, provenance: Provenance = Provenance()) -> SummaryRow:
+        """This outcome's line in ``summary.csv``; ``provenance``: what this run scores with.
+
+        A skipped input keeps its earlier row's figures and provenance (what its output was
+        made with), with status "skipped".
+        """
         if self.result is not None:
-            return SummaryRow.from_result(self.path, self.result, self.output or Path(""), self.seconds)
+            return SummaryRow.from_result(self.path, self.result, self.output or Path(""), self.seconds, provenance)
+        output = str(self.output) if self.output else ""
+        if self.status == "skipped" and self.earlier is not None:
+            return replace(self.earlier, video=str(self.path), status="skipped", csv=output, error="")
         seconds = self.seconds if self.status == "failed" else None
-        return SummaryRow(str(self.path), self.status, seconds=seconds,
-                          csv=str(self.output) if self.output else "", error=self.error)
+        return SummaryRow(str(self.path), self.status, seconds=seconds, csv=output, error=self.error,
+                          **({} if self.status == "skipped" else vars(provenance)))
 
 
 def score_one(item: BatchItem, config: PipelineConfig, models: Models, options: WriteOptions,

@@ -13,33 +13,39 @@ A report is drawn from ``ReportData``, whose rows are the very ``UtteranceRow`` 
 the CSV/JSONL writers write, built either from a fresh ``VideoResult`` (``run --report``)
 or parsed back from a CSV/JSONL already written (``report OUT_DIR``), so the two routes
 draw the same thing. Light at import: matplotlib is imported when a plot is drawn.
+
+Bounded in the input's size: at most ``MAX_ROWS_DRAWN`` utterances are drawn and listed
+(the rest are counted and summarised in ``RowStats``, computed over every row), an
+utterance's text is cut to ``MAX_TEXT_CHARS_SHOWN`` characters in the picture and the page,
+and ``report OUT_DIR`` reads each CSV/JSONL row by row (``pipeline.output.iter_output_rows``),
+skipping with a warning a file it cannot read, and never opening a FIFO or a device.
 """
 
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
-import json
 import logging
+import math
 import textwrap
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from extractors.errors import ExtractionError
 from model.schema import MODALITIES, NEUTRAL_BAND, SCORE_MAX, polarity_of
 from pipeline.errors import PipelineError
-from pipeline.output import UTTERANCE_COLUMNS, SummaryRow, UtteranceRow, open_output
+from pipeline.output import SUMMARY_NAME, SummaryRow, UtteranceRow, iter_output_rows, open_output, read_summary
 
 if TYPE_CHECKING:
     from pipeline.config import OutputOptions
     from pipeline.records import VideoResult
 
-__all__ = ["ReportData", "report_data_from_result", "report_data_from_rows", "render_png", "render_html",
-           "report_paths", "write_report", "rebuild_reports", "POLARITY_COLOURS", "READING_MARKERS"]
+__all__ = ["ReportData", "RowStats", "MAX_ROWS_DRAWN", "MAX_TEXT_CHARS_SHOWN", "report_data_from_result",
+           "report_data_from_rows", "render_png", "render_html", "report_paths", "write_report", "rebuild_reports",
+           "POLARITY_COLOURS", "READING_MARKERS"]
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +55,56 @@ POLARITY_COLOURS: Mapping[str, str] = {"positive": "#1b7837", "neutral": "#8c8c8
 MAX_TEXT_LINES_IN_PNG = 40
 #: Characters per wrapped line of utterance text under the plot.
 TEXT_WRAP_CHARS = 120
+#: Utterances drawn as bars and listed in the HTML table; the rest are counted (and in the CSV).
+MAX_ROWS_DRAWN = 500
+#: Characters of an utterance's text shown in the picture and the page (the CSV has all of it).
+MAX_TEXT_CHARS_SHOWN = 300
+#: Row fields averaged (duration-weighted) in the signals summary.
+_MEAN_FIELDS: tuple[str, ...] = ("asr_word_prob", "text_score", "voice_score", "voiced_share", "f0_mean_hz",
+                                 "loudness_db", "face_score", "face_coverage", "smile", "brow_down")
 #: The per-modality readings marked on each bar: (row field, legend label, matplotlib marker).
 READING_MARKERS: tuple[tuple[str, str, str], ...] = (
     ("text_score", "text alone", "o"), ("voice_score", "voice alone", "^"), ("face_score", "face alone", "s"),
 )
 _SCORE_LIMIT = SCORE_MAX
+
+
+@dataclass(frozen=True)
+class RowStats:
+    """Totals over every utterance of a file, drawn or not (computed in one pass, flat in memory).
+
+    Attributes:
+        n_rows: Utterances.
+        n_words: Words over all utterances.
+        speech_s: Seconds covered by utterances.
+        end_s: End of the last utterance.
+        means: Duration-weighted mean of each ``_MEAN_FIELDS`` field over the utterances where it
+            is present (None where it is absent from all).
+    """
+
+    n_rows: int = 0
+    n_words: int = 0
+    speech_s: float = 0.0
+    end_s: float = 0.0
+    means: Mapping[str, float | None] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, rows: Iterable[UtteranceRow]) -> RowStats:
+        n_rows = n_words = 0
+        speech_s = end_s = 0.0
+        sums = {name: [0.0, 0.0] for name in _MEAN_FIELDS}
+        for r in rows:
+            n_rows += 1
+            n_words += r.n_words
+            speech_s += max(r.end_s - r.start_s, 0.0)
+            end_s = max(end_s, r.end_s)
+            weight = max(r.end_s - r.start_s, 0.1)
+            for name, acc in sums.items():
+                value = getattr(r, name)
+                if value is not None:
+                    acc[0] += value * weight
+                    acc[1] += weight
+        return cls(n_rows, n_words, speech_s, end_s, {k: (v / w if w else None) for k, (v, w) in sums.items()})
 
 
 @dataclass(frozen=True)
@@ -63,12 +114,14 @@ class ReportData:
     Attributes:
         stem: File stem of the outputs (``<stem>.png``, ``<stem>.html``).
         video: The input's name.
-        rows: The utterances, in time order, as written to the CSV/JSONL.
+        rows: The utterances drawn, in time order, as written to the CSV/JSONL: the first
+            ``MAX_ROWS_DRAWN`` of them.
         duration_s: Media duration (None when unknown; the plot then ends at the last utterance).
         metadata: (label, value) pairs shown in the "Video" table, in order.
         face_coverage: Face coverage over the whole file (None when unknown).
         warnings: Notes from the run.
         neutral_band: Scores with ``abs(score) < neutral_band`` are neutral (shaded in the plot).
+        stats: Totals over every utterance of the file (default: over ``rows``).
     """
 
     stem: str
@@ -79,12 +132,28 @@ class ReportData:
     face_coverage: float | None = None
     warnings: tuple[str, ...] = ()
     neutral_band: float = NEUTRAL_BAND
+    stats: RowStats | None = None
+
+    def __post_init__(self) -> None:
+        if self.stats is None:
+            object.__setattr__(self, "stats", RowStats.of(self.rows))
+
+    @property
+    def totals(self) -> RowStats:
+        assert self.stats is not None  # set in __post_init__
+        return self.stats
+
+    @property
+    def more_rows(self) -> int:
+        """Utterances of the file not drawn (beyond ``MAX_ROWS_DRAWN``)."""
+        return max(self.totals.n_rows - len(self.rows), 0)
 
 
 def report_data_from_result(result: VideoResult, options: OutputOptions) -> ReportData:
     """Report content of a fresh result, with its full metadata."""
     media = result.media
     rows = tuple(UtteranceRow.of(result, u, options) for u in result.utterances)
+    stats = RowStats.of(rows)
     mean = result.mean_sentiment
     metadata = [
         ("file", str(media.path)),
@@ -102,8 +171,8 @@ def report_data_from_result(result: VideoResult, options: OutputOptions) -> Repo
          "n/a" if mean is None else f"{mean:+.{options.float_digits}f} ({polarity_of(mean, options.neutral_band)})"),
         ("processing time", f"{sum(result.stage_seconds.values()):.1f} s"),
     ]
-    return ReportData(media.path.stem, media.path.name, rows, media.duration_s or None, tuple(metadata),
-                      result.face_coverage, tuple(result.warnings), options.neutral_band)
+    return ReportData(media.path.stem, media.path.name, rows[:MAX_ROWS_DRAWN], media.duration_s or None,
+                      tuple(metadata), result.face_coverage, tuple(result.warnings), options.neutral_band, stats)
 
 
 def _language(result: VideoResult) -> str:
@@ -114,23 +183,49 @@ def _language(result: VideoResult) -> str:
     return f"{result.language} (p={result.language_probability:.2f})"
 
 
-def report_data_from_rows(stem: str, rows: Sequence[Mapping[str, object]],
+def report_data_from_rows(stem: str, rows: Iterable[Mapping[str, object] | UtteranceRow],
                           metadata: Sequence[tuple[str, str]] = (), duration_s: float | None = None,
                           face_coverage: float | None = None, neutral_band: float = NEUTRAL_BAND) -> ReportData:
-    """Report content from rows read back from ``<stem>.csv`` or ``<stem>.jsonl``.
+    """Report content from rows read back from ``<stem>.csv`` or ``<stem>.jsonl`` (parsed or not).
+
+    Read in one pass: the first ``MAX_ROWS_DRAWN`` rows are kept, every row counts in the totals.
 
     Raises:
-        PipelineError: A row lacks a column of the CSV schema or holds a non-number where a number goes.
+        PipelineError: A row lacks a column of the CSV schema, holds a non-number where a number
+            goes, or a number that is not finite.
     """
-    parsed = []
-    for n, row in enumerate(rows):
-        try:
-            parsed.append(UtteranceRow.parse(row))
-        except (KeyError, TypeError, ValueError) as e:
-            raise PipelineError(f"{stem}: row {n + 1} is not a pipeline output row ({e!r})") from e
-    video = parsed[0].video if parsed else stem
-    return ReportData(stem, video, tuple(parsed), duration_s, tuple(metadata), face_coverage,
-                      neutral_band=neutral_band)
+    drawn: list[UtteranceRow] = []
+
+    def parsed() -> Iterable[UtteranceRow]:
+        for n, row in enumerate(rows):
+            try:
+                got = row if isinstance(row, UtteranceRow) else UtteranceRow.parse(row)
+            except (KeyError, TypeError, ValueError) as e:
+                raise PipelineError(f"{stem}: row {n + 1} is not a pipeline output row ({e!r})") from e
+            if not _finite(got):
+                raise PipelineError(f"{stem}: row {n + 1} holds a number that is not finite")
+            if len(drawn) < MAX_ROWS_DRAWN:
+                drawn.append(got)
+            yield got
+
+    stats = RowStats.of(parsed())
+    video = drawn[0].video if drawn else stem
+    return ReportData(stem, video, tuple(drawn), _finite_or_none(duration_s), tuple(metadata),
+                      _finite_or_none(face_coverage), neutral_band=neutral_band, stats=stats)
+
+
+def _finite(row: UtteranceRow) -> bool:
+    """Every number of ``row`` is finite (a hand-edited ``inf`` or ``nan`` cannot be drawn)."""
+    return all(not isinstance(v, float) or math.isfinite(v) for v in (getattr(row, f.name) for f in fields(row)))
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _cut(text: str, limit: int = MAX_TEXT_CHARS_SHOWN) -> str:
+    """``text`` cut to ``limit`` characters, with an ellipsis when cut."""
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
 
 
 #: How a reading's marker looks: dark with a white rim, so it shows on every bar colour and on white.
@@ -140,6 +235,8 @@ _MARKER_STYLE = {"markersize": 7, "linestyle": "none", "markerfacecolor": "#2222
 
 def _plot_end_s(data: ReportData) -> float:
     last = max((r.end_s for r in data.rows), default=0.0)
+    if data.more_rows:  # only the first utterances are drawn: the axis ends with them
+        return max(last, 1.0)
     return max(data.duration_s or 0.0, last, 1.0)
 
 
@@ -167,12 +264,13 @@ def render_png(data: ReportData) -> bytes:
     for r in shown:
         span = f"{r.start_s:.1f}-{r.end_s:.1f}"
         readings = " ".join(f"{_signed(getattr(r, name)):>6}" for name, _, _ in READING_MARKERS)
-        wrapped = textwrap.wrap(f"{r.utterance:>3}  {span:<15} {r.sentiment:+6.2f} {readings}  {r.text}",
+        wrapped = textwrap.wrap(f"{r.utterance:>3}  {span:<15} {r.sentiment:+6.2f} {readings}  {_cut(r.text)}",
                                 TEXT_WRAP_CHARS, subsequent_indent=" " * 50) or [""]
         lines.extend((w, POLARITY_COLOURS.get(r.polarity, "black")) for w in wrapped)
-    if len(data.rows) > len(shown):
-        more = len(data.rows) - len(shown)
-        lines.append((f"... and {more} more utterances (see the HTML table or the CSV)", "black"))
+    more = data.totals.n_rows - len(shown)
+    if more > 0:
+        where = "the HTML table or the CSV" if not data.more_rows else "the CSV"
+        lines.append((f"... and {more:,} more utterance{'' if more == 1 else 's'} (see {where})", "black"))
     if not data.rows:
         lines = []
         lines.append(("no speech recognised: nothing was scored", "black"))
@@ -205,7 +303,10 @@ def render_png(data: ReportData) -> bytes:
     ax.set_xlabel("time (s)")
     ax.set_ylabel("sentiment")
     ax.grid(axis="y", color="#dddddd", linewidth=0.6, zorder=0)
-    ax.set_title(f"{data.video}: sentiment per utterance", fontsize=11, loc="left")
+    title = f"{_cut(data.video, 120)}: sentiment per utterance"
+    if data.more_rows:
+        title += f" (the first {len(data.rows):,} of {data.totals.n_rows:,})"
+    ax.set_title(title, fontsize=11, loc="left")
     ax.title.set_parse_math(False)
     handles = [Patch(color=c, label=f"fused: {p}") for p, c in POLARITY_COLOURS.items()]
     handles += [Line2D([], [], marker=marker, label=label, **_MARKER_STYLE) for _, label, marker in READING_MARKERS]
@@ -224,10 +325,7 @@ def _fmt(value: float | None, digits: int) -> str:
 
 
 def _weighted_mean(data: ReportData, attr: str) -> float | None:
-    pairs = [(getattr(r, attr), max(r.end_s - r.start_s, 0.1)) for r in data.rows if getattr(r, attr) is not None]
-    if not pairs:
-        return None
-    return sum(v * w for v, w in pairs) / sum(w for _, w in pairs)
+    return data.totals.means.get(attr)
 
 
 def _signals_rows(data: ReportData) -> list[tuple[str, str, str]]:
@@ -238,10 +336,10 @@ def _signals_rows(data: ReportData) -> list[tuple[str, str, str]]:
     def num(value: float | None, unit: str, digits: int = 1) -> str:
         return "n/a" if value is None else f"{value:.{digits}f}{unit}"
 
-    speech_s = sum(max(r.end_s - r.start_s, 0.0) for r in data.rows)
+    speech_s = data.totals.speech_s
     text, audio, vision = MODALITIES
     return [
-        (text, "utterances / words", f"{len(data.rows)} / {sum(r.n_words for r in data.rows)}"),
+        (text, "utterances / words", f"{data.totals.n_rows} / {data.totals.n_words}"),
         (text, "speech covered by utterances", num(speech_s, " s")),
         (text, "mean ASR word probability", num(_weighted_mean(data, "asr_word_prob"), "", 2)),
         (text, "text alone (mean reading)", _signed(_weighted_mean(data, "text_score"), missing="n/a")),
@@ -276,7 +374,7 @@ def render_html(data: ReportData, png: bytes) -> str:
     """The self-contained HTML page (every text escaped; the plot inline as a data URI)."""
     e = html.escape
     uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-    meta = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in data.metadata)
+    meta = "".join(f"<tr><th>{e(k)}</th><td>{e(_cut(v))}</td></tr>" for k, v in data.metadata)
     signals = "".join(f"<tr><td>{e(m)}</td><td>{e(s)}</td><td class=\"num\">{e(v)}</td></tr>"
                       for m, s, v in _signals_rows(data))
     warnings = "".join(f'<div class="warn">{e(w)}</div>' for w in data.warnings)
@@ -289,7 +387,7 @@ def render_html(data: ReportData, png: bytes) -> str:
         pol = r.polarity if r.polarity in POLARITY_COLOURS else ""
         body.append(
             f'<tr class="utt"><td class="num">{r.utterance}</td><td class="num">{r.start_s:.2f}</td>'
-            f'<td class="num">{r.end_s:.2f}</td><td class="text">{e(r.text)}</td>'
+            f'<td class="num">{r.end_s:.2f}</td><td class="text">{e(_cut(r.text))}</td>'
             f'<td class="num {pol}">{r.sentiment:+.3f}</td><td class="{pol}">{e(r.polarity)}</td>'
             + "".join(f'<td class="num">{e(_signed(getattr(r, name), 3, ""))}</td>' for name, _, _ in READING_MARKERS)
             + f'<td class="num">{e(_fmt(r.face_coverage, 2))}</td><td class="num">{e(_fmt(r.voiced_share, 2))}</td>'
@@ -299,12 +397,15 @@ def render_html(data: ReportData, png: bytes) -> str:
         )
     table = (f"<table class=\"utterances\">{head}{''.join(body)}</table>" if body
              else "<p>No speech recognised: nothing was scored.</p>")
+    if data.more_rows:
+        table += (f"<p>The first {len(data.rows):,} of {data.totals.n_rows:,} utterances are shown; the CSV or "
+                  "JSONL has every one. The signals below are over all of them.</p>")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{e(data.video)}: sentiment report</title><style>{_CSS}</style></head>
+<title>{e(_cut(data.video))}: sentiment report</title><style>{_CSS}</style></head>
 <body>
-<h1>{e(data.video)}</h1>
+<h1>{e(_cut(data.video))}</h1>
 <p class="muted">Per-utterance sentiment on the CMU-MOSI scale: -3 very negative, +3 very positive;
 |score| &lt; {data.neutral_band:g} is neutral (grey band).
 The numbers along the top are the utterance numbers of the table. The bar is the fused score; the markers on it
@@ -346,39 +447,22 @@ def write_report(result: VideoResult, out_dir: Path, options: OutputOptions) -> 
     return _write(report_data_from_result(result, options), out_dir)
 
 
-def _read_rows(path: Path) -> list[dict[str, object]]:
-    try:
-        if path.suffix == ".jsonl":
-            with open(path, encoding="utf-8") as f:
-                return [json.loads(line) for line in f if line.strip()]
-        with open(path, encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f)
-            if tuple(reader.fieldnames or ()) != UTTERANCE_COLUMNS:
-                raise PipelineError(f"{path}: not a per-video output of the pipeline (columns differ)")
-            return list(reader)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise PipelineError(f"{path}: cannot read: {e}") from e
-
-
-def _summary_by_stem(folder: Path) -> dict[str, SummaryRow]:
-    """The rows of ``folder/summary.csv`` by input stem; none when it is missing or unreadable."""
-    path = folder / "summary.csv"
-    if not path.is_file():
-        return {}
-    try:
-        with open(path, encoding="utf-8", newline="") as f:
-            rows = [SummaryRow.parse(r) for r in csv.DictReader(f)]
-    except (OSError, UnicodeDecodeError, KeyError, TypeError, ValueError) as e:
-        # metadata is a nicety; the reports stand without it
-        log.warning("%s: not a summary of the pipeline, reports without its metadata (%r)", path, e)
-        return {}
-    return {Path(r.video).stem: r for r in rows}
+def _summary_rows(folder: Path) -> tuple[dict[str, SummaryRow], dict[str, SummaryRow]]:
+    """The rows of ``folder/summary.csv`` by output file name and by input stem (``read_summary``:
+    what cannot be read is left out with a warning; the reports stand without it)."""
+    by_output: dict[str, SummaryRow] = {}
+    by_stem: dict[str, SummaryRow] = {}
+    for row in read_summary(folder / SUMMARY_NAME):
+        if row.csv:
+            by_output[Path(row.csv).name] = row
+        by_stem.setdefault(Path(row.video).stem, row)
+    return by_output, by_stem
 
 
 def _metadata_from_summary(row: SummaryRow | None, n_rows: int) -> tuple[list[tuple[str, str]], float | None]:
     """Metadata a CSV alone cannot tell: from summary.csv, and from the video itself when it is still there."""
     meta: list[tuple[str, str]] = []
-    duration = row.duration_s if row else None
+    duration = _finite_or_none(row.duration_s) if row else None
     if row:
         language = row.language or ("none (no speech)" if row.status == "no_speech" else "n/a")
         meta += [("file", row.video), ("status", row.status), ("language", language)]
@@ -389,22 +473,57 @@ def _metadata_from_summary(row: SummaryRow | None, n_rows: int) -> tuple[list[tu
                 from extractors.media import probe
 
                 media = probe(video, resolve_ffmpeg())
-                duration = media.duration_s or duration
+                duration = _finite_or_none(media.duration_s) or duration
                 meta += [("frame size", f"{media.width}x{media.height} px" if media.width else "no video"),
                          ("frame rate", f"{media.fps:g} fps" if media.fps else "n/a")]
             except ExtractionError as e:  # metadata is a nicety; the report stands without it
                 log.debug("cannot probe %s: %s", video, e)
-    meta += [("duration", "n/a" if duration is None else f"{duration:.2f} s"), ("utterances", str(n_rows)),
-             ("ASR model, weights", "not recorded in the CSV (use 'run --report' for full metadata)")]
+    meta += [("duration", "n/a" if duration is None else f"{duration:.2f} s"), ("utterances", str(n_rows))]
+    if row and row.weights_sha256:
+        meta += [("ASR model", row.asr_model), ("weights SHA-256", row.weights_sha256),
+                 ("pipeline version", row.version)]
+    else:
+        meta += [("ASR model, weights", "not recorded in the CSV (use 'run --report' for full metadata)")]
     return meta, duration
 
 
-def rebuild_reports(folder: Path, options: OutputOptions | None = None) -> list[Path]:
+def _read_report_data(stem: str, path: Path, summary: SummaryRow | None, neutral_band: float) -> ReportData:
+    """One pass over ``path``: the first rows kept, every row counted; bad rows left out with a warning.
+
+    Raises:
+        PipelineError: The file as a whole cannot be read as our output.
+    """
+    bad: list[str] = []
+
+    def good_rows() -> Iterable[UtteranceRow]:
+        for line, row, why in iter_output_rows(path):
+            if row is not None and not _finite(row):
+                row, why = None, "a number that is not finite"
+            if row is None:
+                bad.append(f"line {line}: {why}")
+            else:
+                yield row
+
+    data = report_data_from_rows(stem, good_rows(), neutral_band=neutral_band)
+    if bad:
+        log.warning("%s: %d row%s left out of the report (%s)", path, len(bad), "" if len(bad) == 1 else "s", bad[0])
+    meta, duration = _metadata_from_summary(summary, data.totals.n_rows)
+    return ReportData(data.stem, data.video, data.rows, duration, tuple(meta),
+                      _finite_or_none(summary.face_coverage) if summary else None,
+                      neutral_band=neutral_band, stats=data.stats)
+
+
+def rebuild_reports(folder: Path, options: OutputOptions | None = None,
+                    skipped: list[str] | None = None) -> list[Path]:
     """Write ``<stem>.png``/``<stem>.html`` for every per-video CSV (or JSONL) in ``folder``.
+
+    A file that cannot be read as our output (foreign columns, not UTF-8, a FIFO or a device
+    named ``*.csv``, an over-long field) is skipped with a warning and the others are drawn.
 
     Args:
         folder: An output folder of ``python -m pipeline run``.
         options: Output options (default ``PipelineConfig().output``); the neutral band shades the plot.
+        skipped: When given, gets one line per file skipped.
 
     Returns:
         The HTML files written, sorted.
@@ -414,21 +533,29 @@ def rebuild_reports(folder: Path, options: OutputOptions | None = None) -> list[
     """
     if not folder.is_dir():
         raise PipelineError(f"{folder}: no such folder")
-    outputs = {p.stem: p for p in sorted(folder.glob("*.jsonl"))}
-    outputs.update({p.stem: p for p in sorted(folder.glob("*.csv")) if p.name != "summary.csv"})
+    try:
+        candidates = sorted(p for p in folder.iterdir()
+                            if p.suffix in (".csv", ".jsonl") and p.name != SUMMARY_NAME and not p.name.startswith("."))
+    except OSError as e:
+        raise PipelineError(f"{folder}: cannot be listed: {e.strerror or e}") from e
+    outputs = {p.stem: p for p in candidates if p.suffix == ".jsonl"}
+    outputs.update({p.stem: p for p in candidates if p.suffix == ".csv"})
     if not outputs:
         raise PipelineError(f"{folder}: holds no <stem>.csv or <stem>.jsonl written by 'python -m pipeline run'")
     if options is None:
         from pipeline.config import PipelineConfig
 
         options = PipelineConfig().output
-    summary = _summary_by_stem(folder)
+    by_output, by_stem = _summary_rows(folder)
     written = []
     for stem, path in sorted(outputs.items()):
-        rows = _read_rows(path)
-        row = summary.get(stem)
-        meta, duration = _metadata_from_summary(row, len(rows))
-        data = report_data_from_rows(stem, rows, meta, duration, row.face_coverage if row else None,
-                                     options.neutral_band)
+        row = by_output.get(path.name) or by_stem.get(stem)
+        try:
+            data = _read_report_data(stem, path, row, options.neutral_band)
+        except PipelineError as e:
+            log.warning("%s; no report for it", e)
+            if skipped is not None:
+                skipped.append(str(e))
+            continue
         written.append(_write(data, folder))
     return written

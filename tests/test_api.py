@@ -10,16 +10,18 @@ import subprocess
 import sys
 import time
 import types
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from pipeline import BatchInterrupted, BatchPlan, VideoOutcome, WriteOptions, score_videos
+from pipeline.config import PipelineConfig
 from pipeline.errors import PipelineError
 from pipeline.inputs import BatchItem
 from pipeline.models import Models
-from pipeline.output import UTTERANCE_COLUMNS
+from pipeline.output import UTTERANCE_COLUMNS, Provenance, SummaryRow, merge_summary
 
 
 @pytest.fixture
@@ -59,18 +61,32 @@ def test_plan_expands_inputs_once_and_names_each_output(tmp_path: Path):
         WriteOptions(report=True)
 
 
+def done_earlier(out: Path, inputs: list[Path], **provenance: str) -> list[SummaryRow]:
+    """Header-only outputs in ``out`` for ``inputs`` and their summary.csv rows, as a finished run leaves them."""
+    config = PipelineConfig()
+    made_with = {**vars(Provenance.of(config.weights_dir, config.asr.model)), **provenance}
+    rows = []
+    for path in inputs:
+        (out / f"{path.stem}.csv").write_text(",".join(UTTERANCE_COLUMNS) + "\n")
+        output = out / f"{path.stem}.csv"
+        rows.append(SummaryRow(str(path), "no_speech", 2.5, 0, None, "", 0.75, 9.0, str(output), **made_with))
+    return merge_summary(rows, out / "summary.csv", config.output)
+
+
 def test_skipping_everything_loads_no_model(tmp_path: Path, no_model_loads: None):
     inputs = [tmp_path / "a.mp4", tmp_path / "b.mp4"]
     for path in inputs:
         path.write_bytes(b"")
     out = tmp_path / "out"
     out.mkdir()
-    (out / "a.csv").write_text("done\n")
-    (out / "b.csv").write_text("done\n")
+    earlier = done_earlier(out, inputs)
     plan = BatchPlan.build(inputs, WriteOptions(out))
     outcomes = score_videos(plan, skip_existing=True)
-    assert outcomes == [VideoOutcome(p, "skipped", output=out / f"{p.stem}.csv") for p in inputs]
+    assert outcomes == [VideoOutcome(p, "skipped", output=out / f"{p.stem}.csv", earlier=row)
+                        for p, row in zip(inputs, earlier)]
     assert [o.summary_row().csv for o in outcomes] == [str(out / "a.csv"), str(out / "b.csv")]
+    # the summary keeps the earlier figures and provenance, with status "skipped"
+    assert [o.summary_row() for o in outcomes] == [replace(row, status="skipped") for row in earlier]
     with pytest.raises(PipelineError, match="BatchPlan carries"):
         score_videos(plan, out_dir=out)
 
@@ -138,10 +154,14 @@ def test_without_out_dir_nothing_is_written_and_skip_needs_no_models(
     assert again[0].output is None and list(tmp_path.iterdir()) == []
     assert [u.sentiment for u in again[0].result.utterances] == [u.sentiment for u in outcomes[0].result.utterances]
 
+    # what made each output is in summary.csv (the CLI writes it; library callers use merge_summary)
+    config = PipelineConfig()
+    written = merge_summary([o.summary_row(Provenance.of(config.weights_dir, config.asr.model)) for o in outcomes],
+                            out / "summary.csv", config.output)
     started = time.perf_counter()
     skipped = score_videos([example_clip], out_dir=out, fmt="jsonl", skip_existing=True)
     assert time.perf_counter() - started < 3, "nothing to do: models must not load"
-    assert skipped == [VideoOutcome(example_clip, "skipped", output=out / "example.jsonl")]
+    assert skipped == [VideoOutcome(example_clip, "skipped", output=out / "example.jsonl", earlier=written[0])]
 
 
 def test_bad_requests_raise_before_work(example_clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -206,16 +206,72 @@ def test_bad_inputs_in_a_batch_are_listed_and_the_batch_goes_on(tmp_path: Path, 
         assert not (out / f"{Path(bad).stem}.csv").exists()
     assert "no audio" in summary["mute.mp4"]["error"]
     assert "empty" in summary["empty.mov"]["error"]
-    assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
+    assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != ".summary.lock"], \
+        "temporary files left behind"
 
 
-def test_skip_existing_resumes(tmp_path: Path, example_clip: Path, caplog: pytest.LogCaptureFixture):
+def test_skip_existing_resumes(tmp_path: Path, example_clip: Path, caplog: pytest.LogCaptureFixture,
+                               monkeypatch: pytest.MonkeyPatch):
+    """A complete output whose summary.csv row has this run's weights and ASR model is kept, no model loads."""
+    from pipeline.config import PipelineConfig
+    from pipeline.models import Models
+    from pipeline.output import Provenance, SummaryRow, merge_summary
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("models were loaded")
+
+    monkeypatch.setattr(Models, "load", refuse)
     out = tmp_path / "out"
     out.mkdir()
-    (out / "example.csv").write_text("kept\n")
+    kept = ",".join(UTTERANCE_COLUMNS) + "\n"
+    (out / "example.csv").write_text(kept)
+    config = PipelineConfig()
+    merge_summary([SummaryRow(str(example_clip), "no_speech", 15.3, 0, None, "", 1.0, 20.0, str(out / "example.csv"),
+                              **vars(Provenance.of(config.weights_dir, config.asr.model)))],
+                  out / "summary.csv", config.output)
     code = main(["run", str(example_clip), "--out", str(out), "--skip-existing", "--no-progress"])
     assert code == 0
-    assert (out / "example.csv").read_text() == "kept\n"
+    assert (out / "example.csv").read_text() == kept
+    row = read_rows(out / "summary.csv")[0]
+    assert (row["status"], row["duration_s"], row["seconds"]) == ("skipped", "15.30", "20.00")  # earlier figures
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "x.mp4", "--fps", "0"], "argument --fps: '0' must be a finite number above 0"),
+    (["run", "x.mp4", "--fps", "-4"], "argument --fps: '-4' must be a finite number above 0"),
+    (["run", "x.mp4", "--fps", "nan"], "argument --fps: 'nan' must be a finite number above 0"),
+    (["run", "x.mp4", "--fps", "inf"], "argument --fps: 'inf' must be a finite number above 0"),
+    (["extract", "--dataset", "d", "--out", "o", "--fps", "nan"], "argument --fps: 'nan' must be a finite number"),
+    (["run", "x.mp4", "--max-duration", "0"], "argument --max-duration: '0' must be a finite number above 0"),
+    (["run", "x.mp4", "--max-duration", "inf"], "argument --max-duration: 'inf' must be a finite number above 0"),
+    (["run", "x.mp4", "--language", "klingon"], "argument --language: 'klingon' is not a Whisper language code"),
+    (["extract", "--dataset", "d", "--out", "o", "--workers", "0"], "argument --workers: '0' must be 1 or more"),
+    (["extract", "--dataset", "d", "--out", "o", "--workers", "-2"], "argument --workers: '-2' must be 1 or more"),
+])
+def test_bad_argument_values_are_refused_by_the_parser(repo_root: Path, args: list[str], message: str):
+    code, heavy, stderr = run_light(repo_root, *args)
+    assert code == 2 and heavy == []
+    assert message in stderr and "Traceback" not in stderr, stderr
+
+
+def test_good_argument_values_reach_the_config():
+    args = build_parser().parse_args(["run", "x.mp4", "--fps", "2.5", "--max-duration", "60", "--language", "DE"])
+    assert (args.fps, args.max_duration, args.language) == (2.5, 60.0, "de")
+    from pipeline.config import PipelineConfig
+
+    config = PipelineConfig().with_overrides(fps=args.fps, max_duration_s=args.max_duration, language=args.language)
+    assert (config.media.frame_fps, config.media.max_duration_s, config.asr.language) == (2.5, 60.0, "de")
+    assert PipelineConfig().media.max_duration_s == 21600
+    assert build_parser().parse_args(["extract", "--dataset", "d", "--out", "o", "--workers", "3"]).workers == 3
+
+
+@pytest.mark.slow
+def test_language_list_is_faster_whispers():
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    from pipeline.languages import WHISPER_LANGUAGE_CODES
+
+    assert tuple(WHISPER_LANGUAGE_CODES) == tuple(_LANGUAGE_CODES)
 
 
 @pytest.mark.slow

@@ -133,7 +133,7 @@ def test_columns_are_the_row_record_fields():
         "smile", "brow_down",
     )
     assert SUMMARY_COLUMNS == ("video", "status", "duration_s", "utterances", "mean_sentiment", "language",
-                               "face_coverage", "seconds", "csv", "error")
+                               "face_coverage", "seconds", "csv", "error", "weights_sha256", "asr_model", "version")
     assert TEXT_COLUMNS == ("line", "text", "sentiment", "polarity")
 
 

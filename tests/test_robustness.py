@@ -88,7 +88,8 @@ def test_batch_lists_every_input_and_exit_code_reports_failures(batch, cases: Pa
     code, out, summary = batch
     assert code == 1
     assert set(summary) == {p.name for p in cases.iterdir()}
-    assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
+    assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != ".summary.lock"], \
+        "temporary files left behind"
 
 
 @pytest.mark.parametrize("name,reason", [
@@ -119,7 +120,9 @@ def test_truncated_file_scores_what_can_be_decoded(batch):
 def test_audio_only_is_scored_without_the_face(batch, name: str):
     _, out, summary = batch
     assert summary[name]["status"] == "ok" and summary[name]["face_coverage"] == ""
-    rows = assert_valid_csv(out / f"{Path(name).stem}.csv")
+    # two inputs with the stem audio_only: each keeps its extension in its output name (summary's csv column)
+    assert summary[name]["csv"] == str(out / f"{name}.csv")
+    rows = assert_valid_csv(out / f"{name}.csv")
     assert len(rows) == 3 and all(r["face_coverage"] == "" and r["face_score"] == "" and r["voice_score"] for r in rows)
     assert float(rows[0]["sentiment"]) > 0 > float(rows[1]["sentiment"])
 
@@ -208,7 +211,7 @@ def test_ctrl_c_keeps_finished_csvs_and_skip_existing_resumes(tmp_path: Path, ex
     assert 2 <= len(done) < 6
     for name in done:  # every CSV there is complete
         assert len(assert_valid_csv(out / name)) == 3
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != ".summary.lock"]
     before = {name: (out / name).stat().st_mtime_ns for name in done}
 
     assert main(["run", str(videos), "--out", str(out), "--skip-existing", "--no-progress"]) == 0
