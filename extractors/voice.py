@@ -64,9 +64,15 @@ checks this parity against a reference copy of the old definitions.
 COVAREP columns without any counterpart here: NAQ, QOQ, MDQ, Rd, Rd_conf, creak,
 HMPDM/HMPDD, and the harmonic model phase features.
 
-Speed: see ``bench/voice.py`` (``extract_voice`` on 60 s of 16 kHz speech, best of 5);
-Praat's pitch is most of it. librosa's ``yin`` took 12.3 s per 60 s and ``pyin`` 2.6 s per
-10 s on this project's 2-core CPU, which is why F0 comes from Praat.
+Speed (``python bench/voice.py --compare 860853d``: this module against the hand-written NumPy
+version it replaced, interleaved in one process, 60 s of 16 kHz speech, best of 7, load average 0.5):
+0.370 s per 60 s here, 0.416 s for the NumPy version; Praat's pitch alone took 0.238 s of it in that
+run, so the 0.25 s target is out of reach on this machine today for either version (the NumPy version
+measured 0.17 s in an earlier session, on a faster day of the same shared machine). librosa's first use
+in a process costs about 2 s more (its lazy imports of scipy.signal and numba's cached kernels): it
+lands in the first file's voice stage. Doing it on a thread while the models load was tried and
+dropped: it slowed the loads by as much (two cores, one GIL). librosa's ``yin`` took 12.3 s per 60 s
+and ``pyin`` 2.6 s per 10 s on this project's 2-core CPU, which is why F0 comes from Praat.
 """
 
 from __future__ import annotations
@@ -81,7 +87,7 @@ import parselmouth
 
 from extractors.records import FeatureTrack
 
-__all__ = ["COLUMNS", "VoiceOptions", "extract_voice", "prepare", "RATE_HZ"]
+__all__ = ["COLUMNS", "VoiceOptions", "extract_voice", "RATE_HZ"]
 
 log = logging.getLogger(__name__)
 
@@ -164,18 +170,6 @@ class VoiceOptions:
             raise ValueError(f"VoiceOptions: need 0 < f0_min_hz ({self.f0_min_hz}) < f0_max_hz ({self.f0_max_hz})")
         if self.hop_ms <= 0 or self.window_ms <= 0 or self.harmonic_window_ms <= 0:
             raise ValueError("VoiceOptions: hop_ms, window_ms and harmonic_window_ms must be positive")
-
-
-def prepare() -> None:
-    """Do the one-off work of librosa's first use now rather than in the first real call.
-
-    librosa imports lazily, and its first use imports scipy.signal and loads (or compiles)
-    numba kernels: about 2 s on the 2-core development machine. ``pipeline.models`` calls
-    this on a thread beside the model loading, so the cost overlaps Whisper's and
-    MediaPipe's native start-up instead of landing in the first video's voice stage.
-    """
-    noise = np.random.default_rng(0).standard_normal(3200).astype(np.float32) * 0.01  # 0.2 s at 16 kHz
-    extract_voice(noise, 16000)
 
 
 def extract_voice(audio: np.ndarray, sample_rate_hz: int, options: VoiceOptions = VoiceOptions()) -> FeatureTrack:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -107,9 +106,6 @@ class Models:
 
             torch.set_num_threads(config.torch_threads)
         models = cls(ffmpeg=resolve_ffmpeg())
-        # The voice stage's library (librosa) imports on a thread beside the loads below: the
-        # video path needs it, and its ~1.4 s of imports overlaps Whisper's and MediaPipe's start.
-        warm_up = _start_voice_warm_up() if "asr" in parts else None
         try:
             # The weights first: the cheapest part, and the one a wrong --weights breaks.
             if "miar" in parts:
@@ -130,9 +126,6 @@ class Models:
         except BaseException:
             models.close()
             raise
-        finally:
-            if warm_up is not None:
-                warm_up.join()
         return models
 
     def close(self) -> None:
@@ -161,18 +154,3 @@ def _load_miar(config: PipelineConfig) -> LoadedMiar:
         expected_vision_columns=face.COLUMNS,
     )
 
-
-def _start_voice_warm_up() -> threading.Thread:
-    """Import the voice stage's library on a daemon thread (errors surface later, in the stage itself)."""
-
-    def run() -> None:
-        try:
-            from extractors.voice import prepare
-
-            prepare()
-        except Exception as e:  # noqa: BLE001 - the voice stage imports again and reports properly
-            log.debug("voice warm-up failed: %s", e)
-
-    thread = threading.Thread(target=run, name="voice-warm-up", daemon=True)
-    thread.start()
-    return thread
