@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.metadata
 import re
 import sys
+import sysconfig
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -101,10 +102,20 @@ def pins_of(path: Path) -> list[Pin]:
     return [p for inc in includes for p in pins_of(inc)] + pins
 
 
+def venv_distributions() -> Iterable[importlib.metadata.Distribution]:
+    """The distributions pip installed into this environment's site-packages.
+
+    Not every folder on ``sys.path``: importing Ray puts ``ray/thirdparty_files`` (its own
+    vendored psutil and colorama) on ``sys.path``, and those are Ray's files, not the venv's.
+    """
+    folders = sorted({sysconfig.get_path("purelib"), sysconfig.get_path("platlib")})
+    return importlib.metadata.distributions(path=folders)
+
+
 def installed_distributions() -> dict[str, str]:
-    """Canonical name -> version of every distribution importable here (the first on sys.path wins)."""
+    """Canonical name -> version of every distribution installed in the venv (the first found wins)."""
     found: dict[str, str] = {}
-    for dist in importlib.metadata.distributions():
+    for dist in venv_distributions():
         name = dist.metadata["Name"]
         if name:
             found.setdefault(canonical(name), dist.version)
@@ -130,7 +141,7 @@ def required_by(names: Iterable[str]) -> dict[str, list[str]]:
     """Which installed distributions declare each of ``names`` as a requirement (markers ignored)."""
     wanted = set(names)
     users: dict[str, list[str]] = {n: [] for n in wanted}
-    for dist in importlib.metadata.distributions():
+    for dist in venv_distributions():
         for requirement in dist.requires or ():
             if "extra ==" in requirement:
                 continue
