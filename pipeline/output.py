@@ -54,7 +54,8 @@ SUMMARY_LOCK_NAME = ".summary.lock"
 #: Longest line read back from a JSONL output (a CSV field keeps ``csv.field_size_limit``, 131,072
 #: characters): our rows are far shorter; a longer line is not our output and is not loaded.
 MAX_LINE_BYTES = 1 << 20
-#: Largest weights config.json read for its SHA-256 (``model.checkpoint`` has the same bound).
+#: Largest weights config.json read here for its SHA-256 (a light read: loading the weights checks the
+#: config against ``model.checkpoint.MAX_CONFIG_BYTES`` and its schema; a real config is a few hundred KB).
 _MAX_WEIGHTS_CONFIG_BYTES = 1 << 20
 #: Distribution whose version is recorded (pyproject.toml); the constant when it is not installed.
 _DISTRIBUTION, _VERSION_UNINSTALLED = "miar-sentiment", "0.1.0+uninstalled"

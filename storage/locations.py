@@ -63,12 +63,6 @@ class UnsafeNameError(ValueError):
     """A name taken from data cannot safely be one path component."""
 
 
-def _temp_name_bytes(name: str) -> int:
-    """Bytes of the temporary name ``storage.files.atomic_path`` gives a file called ``name``
-    (tests/test_hostile.py writes the longest name ``check_name`` accepts, to keep this in step)."""
-    return temp_name_bytes(name)
-
-
 def check_name(name: str, suffixes: Sequence[str] = ("",)) -> str:
     """``name`` when it is safe as one plain path component, written with each of ``suffixes``.
 
@@ -100,7 +94,7 @@ def check_name(name: str, suffixes: Sequence[str] = ("",)) -> str:
         raise UnsafeNameError(f"contains U+{ord(bad):04X}, a control or line-separator character")
     for suffix in suffixes:
         final = name + suffix
-        longest = max(len(os.fsencode(final)), _temp_name_bytes(final) if suffix else 0)
+        longest = max(len(os.fsencode(final)), temp_name_bytes(final) if suffix else 0)
         if longest > NAME_MAX_BYTES:
             given = f": with {suffix!r} and the temporary name written first," if suffix else ","
             raise UnsafeNameError(f"is {len(os.fsencode(name))} bytes in UTF-8{given} over the file system's "

@@ -12,7 +12,7 @@ import csv
 import dataclasses
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -55,20 +55,9 @@ def dataset(tmp_path: Path) -> tuple[Path, list[list[object]]]:
 
 
 @pytest.fixture(scope="module")
-def models(request: pytest.FixtureRequest) -> Iterator[object]:
-    """Every model, loaded once: conftest's session ``loaded_models`` when it has one."""
-    try:
-        shared = request.getfixturevalue("loaded_models")
-    except pytest.FixtureLookupError:
-        shared = None
-    if shared is not None:
-        yield shared
-        return
-    from pipeline.config import PipelineConfig
-    from pipeline.models import Models
-
-    with Models.load(PipelineConfig()) as own:
-        yield own
+def models(loaded_models: object) -> object:
+    """Every model, loaded once per test run (conftest's ``loaded_models``)."""
+    return loaded_models
 
 
 class _RecordingMiar:

@@ -4,28 +4,18 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pipeline import score_texts
-from pipeline.config import PipelineConfig
 from pipeline.text_scoring import TextScorer
 
 
 @pytest.fixture(scope="module")
-def scorer(request: pytest.FixtureRequest) -> Iterator[TextScorer]:
-    """A scorer on conftest's session ``loaded_models`` when it has them, else on its own load."""
-    try:
-        models = request.getfixturevalue("loaded_models")
-    except pytest.FixtureLookupError:
-        models = None
-    if models is not None:
-        yield TextScorer(models)
-        return
-    with TextScorer.load(PipelineConfig()) as own:
-        yield own
+def scorer(loaded_models: object) -> TextScorer:
+    """A scorer on conftest's session ``loaded_models`` (loaded once per test run)."""
+    return TextScorer(loaded_models)
 
 
 @pytest.mark.slow
