@@ -26,20 +26,15 @@ import numpy as np
 from model.metrics import mosi_metrics
 from model.schema import MODALITIES
 from model.training.corpora import encode_corpus, load_mosi
+from model.training.evaluate import pearson, sign_accuracy
 from model.training.sources import load_emodb, load_taiwan
 from pipeline.config import PipelineConfig
 from pipeline.models import Models
 from storage.locations import shared_dir
 
 
-def _sign(pred: np.ndarray, label: np.ndarray, clear: float, balanced: bool) -> float:
-    keep = np.abs(label) >= clear
-    right, positive = (pred[keep] > 0) == (label[keep] > 0), label[keep] > 0
-    return float(np.mean([right[positive].mean(), right[~positive].mean()]) if balanced else right.mean())
-
-
-def _r(a: np.ndarray, b: np.ndarray) -> float:
-    return round(float(np.corrcoef(a, b)[0, 1]), 3)
+def _r3(a: np.ndarray, b: np.ndarray) -> float:
+    return round(pearson(a, b), 3)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
                     row = {"mae": m.mae, "corr": m.corr, "acc2_non0": m.acc2_non0, "acc7": m.acc7}
                 else:
                     clear = 1.5 if j == 1 else 1.0
-                    row = {"sign": _sign(pred, labels, clear, False), "balanced": _sign(pred, labels, clear, True),
+                    row = {"sign": sign_accuracy(pred, labels, clear),
+                           "balanced": sign_accuracy(pred, labels, clear, balanced=True),
                            "mae": float(np.abs(pred - labels).mean())}
                 results[f"{name}: {kind}"] = {k: round(float(v), 4) for k, v in row.items()}
         voice_samples, face_samples = list(voice.samples), list(face.samples)
@@ -81,10 +77,10 @@ def main(argv: list[str] | None = None) -> int:
             face_labels.append(face.labels[i % len(face_samples)])
         heads = miar.head_readings(mixed)
         results["one pass, all three present (MOSI dev + held-out voice + face)"] = {
-            f"{MODALITIES[1]} head r with text label": _r(heads[:, 1], mosi.labels),
-            f"{MODALITIES[1]} head r with its own label": _r(heads[:, 1], np.array(voice_labels)),
-            f"{MODALITIES[2]} head r with text label": _r(heads[:, 2], mosi.labels),
-            f"{MODALITIES[2]} head r with its own label": _r(heads[:, 2], np.array(face_labels)),
+            f"{MODALITIES[1]} head r with text label": _r3(heads[:, 1], mosi.labels),
+            f"{MODALITIES[1]} head r with its own label": _r3(heads[:, 1], np.array(voice_labels)),
+            f"{MODALITIES[2]} head r with text label": _r3(heads[:, 2], mosi.labels),
+            f"{MODALITIES[2]} head r with its own label": _r3(heads[:, 2], np.array(face_labels)),
         }
     print(json.dumps(results, indent=1))
     return 0

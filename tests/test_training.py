@@ -25,7 +25,7 @@ from model.schema import NEUTRAL_BAND
 from model.training import sources as src
 from model.training.assemble import CLASS_SOURCES, SOURCE_MODALITY, load_features_data
 from model.training.corpora import MELD_CLASSES, TextCorpus, encode_corpus, load_meld
-from model.training.evaluate import ABLATIONS, _sign_accuracy, _variant_options, format_table
+from model.training.evaluate import ABLATIONS, _variant_options, format_table, sign_accuracy
 from model.training.loop import (
     NO_CLASS,
     FeatureSpec,
@@ -315,12 +315,12 @@ def test_voice_windows_are_word_length_means_without_silence() -> None:
     assert rows[0, 0] == pytest.approx(200.0) and np.all(rows[:, rms] == -20.0)
 
 
-def test_evaluation_table_and_sign_accuracy() -> None:
+def test_evaluation_table_andsign_accuracy() -> None:
     table = format_table({"m": [{"mosi_mae": 0.8, "mosi_acc7": 0.4}, {"mosi_mae": 0.9, "mosi_acc7": 0.5}]})
     assert "| m (n=2) | 0.850±0.050 |" in table and "45.0±5.0" in table
     pred, label = np.array([1.0, -1.0, -1.0, 0.2]), np.array([2.0, -2.0, 2.0, 0.1])
-    assert _sign_accuracy(pred, label, clear=1.0) == pytest.approx(2 / 3)
-    assert _sign_accuracy(pred, label, clear=1.0, balanced=True) == pytest.approx(0.75)
+    assert sign_accuracy(pred, label, clear=1.0) == pytest.approx(2 / 3)
+    assert sign_accuracy(pred, label, clear=1.0, balanced=True) == pytest.approx(0.75)
 
 
 @requires_shared

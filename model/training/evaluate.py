@@ -53,7 +53,8 @@ from pipeline.models import Models
 from storage.files import write_text_atomic
 from storage.locations import cache_dir, shared_dir
 
-__all__ = ["evaluate_weights", "ridge_baseline", "format_table", "train_seeds", "ABLATIONS", "main"]
+__all__ = ["evaluate_weights", "ridge_baseline", "format_table", "train_seeds", "ABLATIONS", "main", "pearson",
+           "sign_accuracy"]
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +99,12 @@ def _mean_pooled(samples: list[SampleInput]) -> np.ndarray:
     return np.stack([np.asarray(s.text, np.float32)[s.text_mask].mean(axis=0) for s in samples])
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return float(np.corrcoef(a, b)[0, 1]) if len(a) > 1 and a.std() > 0 and b.std() > 0 else float("nan")
 
 
-def _sign_accuracy(pred: np.ndarray, label: np.ndarray, clear: float, balanced: bool = False) -> float:
+def sign_accuracy(pred: np.ndarray, label: np.ndarray, clear: float, balanced: bool = False) -> float:
     """Share of samples with |label| >= clear whose prediction has the label's sign.
 
     ``balanced``: the mean of the positive and the negative samples' accuracies, which a
@@ -163,11 +164,11 @@ def _scores(miar: LoadedMiar, encoder: TextEncoder, max_tokens: int, shared: Pat
             scores[f"mosi_{key}"] = value
     if "vader" in text_sets:
         vader = load_vader(shared, seed=VADER_SPLIT_SEED)["dev"]
-        scores["vader_corr"] = _pearson(text_scores(vader)[0], vader.labels)
+        scores["vader_corr"] = pearson(text_scores(vader)[0], vader.labels)
     if "sst5" in text_sets:
         sst5 = load_sst5(shared)["dev"]
         pred, _ = text_scores(sst5)
-        scores["sst5_corr"] = _pearson(pred, sst5.labels)
+        scores["sst5_corr"] = pearson(pred, sst5.labels)
         scores["sst5_mae"] = float(np.mean(np.abs(pred - sst5.labels)))
     if "meld" in text_sets:
         meld, meld_classes = load_meld(shared)["test"]
@@ -185,10 +186,10 @@ def _scores(miar: LoadedMiar, encoder: TextEncoder, max_tokens: int, shared: Pat
         pred = miar.predict(list(held.samples))
         clear = 1.5 if name == "emodb" else 1.0
         if metric == "sign":
-            scores[f"{name}_sign"] = _sign_accuracy(pred, held.labels, clear)
-            scores[f"{name}_balanced"] = _sign_accuracy(pred, held.labels, clear, balanced=True)
+            scores[f"{name}_sign"] = sign_accuracy(pred, held.labels, clear)
+            scores[f"{name}_balanced"] = sign_accuracy(pred, held.labels, clear, balanced=True)
         else:
-            scores[f"{name}_corr"] = _pearson(pred, held.labels)
+            scores[f"{name}_corr"] = pearson(pred, held.labels)
     return scores
 
 
@@ -215,7 +216,7 @@ def ridge_baseline(shared: Path | None = None) -> dict[str, float]:
     ridge = Ridge(alpha=best_alpha).fit(x_train, y_train)
     metrics = mosi_metrics(np.clip(ridge.predict(x["test"]), SCORE_MIN, SCORE_MAX), mosi["test"].labels)
     out = {f"mosi_{k}": v for k, v in metrics.as_dict().items() if k != "n"}
-    out["vader_corr"] = _pearson(ridge.predict(x["vader_dev"]), vader["dev"].labels)
+    out["vader_corr"] = pearson(ridge.predict(x["vader_dev"]), vader["dev"].labels)
     out["alpha"] = best_alpha
     return out
 
