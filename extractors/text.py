@@ -18,6 +18,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,7 @@ __all__ = ["TEXT_EXTRACTOR_VERSION", "TextOptions", "TextEncoder", "normalise_te
 log = logging.getLogger(__name__)
 
 #: Bump when normalisation or encoding changes, so cached training features are rebuilt.
-TEXT_EXTRACTOR_VERSION = "text-v1"
+TEXT_EXTRACTOR_VERSION = "text-v1"  # the layer count is keyed separately (TextOptions.layers)
 
 # Typographic apostrophes become ASCII ones before the punctuation pass, so "don’t" == "don't".
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'", "\u00b4": "'"})
@@ -74,11 +75,17 @@ class TextOptions:
         max_tokens: Sub-word tokens per utterance, special tokens included; longer
             utterances are truncated (and logged). 128 covers MOSI's longest segments.
         batch_size: Utterances per forward pass in ``encode_batch``.
+        layers: How many of the encoder's transformer layers this extractor runs (None: all).
+            Weights that fine-tune the encoder's top layers inside MIAR (``MiarDims.text_tune_layers``)
+            are fed the frozen lower layers' output, so the extractor stops there and the
+            fine-tuned copies of the rest run in the model. The weights record it and loading
+            refuses features of another depth.
     """
 
     encoder: str = "all-MiniLM-L6-v2"
     max_tokens: int = 128
     batch_size: int = 32
+    layers: int | None = None
 
 
 class TextEncoder:
@@ -102,6 +109,14 @@ class TextEncoder:
             raise ModelNotFoundError(f"text encoder {options.encoder!r} in {folder} cannot be loaded: {e}") from e
         if not getattr(self._tokenizer, "is_fast", False):
             raise ModelNotFoundError(f"text encoder {options.encoder!r}: a fast tokenizer is needed for word ids")
+        stack = self._model.encoder.layer
+        self.total_layers = len(stack)
+        if options.layers is not None:
+            if not 1 <= options.layers <= len(stack):
+                raise ModelNotFoundError(f"text encoder {options.encoder!r} has {len(stack)} layers; "
+                                         f"layers {options.layers} asked for")
+            # The top layers run (fine-tuned) inside MIAR: drop them here, they would only cost time.
+            self._model.encoder.layer = stack[: options.layers]
         self._torch = torch
         self._options = options
 
@@ -114,6 +129,39 @@ class TextEncoder:
     def dim(self) -> int:
         """Width of each token embedding (384 for MiniLM-L6)."""
         return int(self._model.config.hidden_size)
+
+    @property
+    def layers(self) -> int:
+        """Transformer layers this extractor runs (``options.layers``, or all of them)."""
+        return len(self._model.encoder.layer)
+
+    @property
+    def max_words_tokens(self) -> int:
+        """Sub-word tokens of words one utterance may hold: ``max_tokens`` less [CLS] and [SEP]."""
+        return self._options.max_tokens - 2
+
+    def token_counts(self, words: Sequence[str]) -> list[int]:
+        """Sub-word tokens of each word (special tokens excluded), so callers can cut long
+        texts into windows that fit ``max_words_tokens``. A word the tokenizer drops counts 0."""
+        if not words:
+            return []
+        encoding = self._tokenizer(list(words), is_split_into_words=True, add_special_tokens=False,
+                                   truncation=False)
+        counts = [0] * len(words)
+        for w in encoding.word_ids():
+            if w is not None:
+                counts[w] += 1
+        return counts
+
+    def weights_of_layers(self) -> dict[str, Any]:
+        """State of the encoder's full layer stack (all layers, also those this extractor skips),
+        from which training initialises MIAR's fine-tuned text layers."""
+        from transformers import AutoModel
+
+        from extractors.assets import resolve_text_encoder as _resolve
+
+        full = AutoModel.from_pretrained(str(_resolve(self._options.encoder)), local_files_only=True)
+        return {k: v.detach().clone() for k, v in full.encoder.state_dict().items()}
 
     def encode_words(self, words: Sequence[str]) -> TokenFeatures:
         """Encode one utterance.

@@ -72,7 +72,12 @@ _DIMS_SCHEMA: dict[str, tuple[type, float, float]] = {
     "interaction": (bool, 0, 1),
     "sentence_path": (bool, 0, 1),
     "n_classes": (int, 0, 1024),
+    "text_tune_layers": (int, 0, 64),
+    "text_tune_heads": (int, 1, 128),
+    "text_tune_ff": (int, 1, 65536),
 }
+#: Dims added after the first weights were shipped: a config without them takes MiarDims' defaults.
+_OPTIONAL_DIMS: frozenset[str] = frozenset({"text_tune_layers", "text_tune_heads", "text_tune_ff"})
 #: Top-level keys of config.json and what each must be (``training`` is free-form and optional).
 _REQUIRED_KEYS: dict[str, type] = {
     "dims": dict,
@@ -111,6 +116,7 @@ def save_checkpoint(
     stats: dict[str, ModalityStats | None],
     trained_modalities: Sequence[str],
     training: dict[str, Any],
+    text_layers: int | None = None,
 ) -> Path:
     """Write ``model.pt`` and ``config.json`` into ``folder`` (each atomically).
 
@@ -124,6 +130,8 @@ def save_checkpoint(
         stats: Normalisation per modality; None for a modality training never saw.
         trained_modalities: Modalities the network was trained on (others are masked at inference).
         training: Free-form summary (sources, sizes, seed, dev metrics).
+        text_layers: Encoder layers the text features went through (None: all); the
+            pipeline's text extractor runs exactly these for the weights.
 
     Returns:
         The folder.
@@ -137,6 +145,7 @@ def save_checkpoint(
         "text_encoder": text_encoder,
         "text_extractor_version": text_extractor_version,
         "max_tokens": max_tokens,
+        "text_layers": text_layers,
         "audio_columns": list(audio_columns),
         "vision_columns": list(vision_columns),
         "normalisation": {m: _stats_to_json(stats.get(m)) for m in MODALITIES},
@@ -167,6 +176,12 @@ class LoadedMiar:
     @property
     def text_encoder(self) -> str:
         return str(self.config["text_encoder"])
+
+    @property
+    def text_layers(self) -> int | None:
+        """Encoder layers the text features must go through (None: all), as trained."""
+        value = self.config.get("text_layers")
+        return None if value is None else int(value)
 
     def predict(self, samples: Sequence[SampleInput], batch_size: int = 64) -> np.ndarray:
         """Sentiment of each sample.
@@ -330,6 +345,8 @@ def validate_weights_config(config: dict[str, Any], where: Path | str = CONFIG_F
     dims_json = config["dims"]
     values: dict[str, Any] = {}
     for name, (kind, lowest, highest) in _DIMS_SCHEMA.items():
+        if name not in dims_json and name in _OPTIONAL_DIMS:
+            continue
         if name not in dims_json:
             raise CheckpointError(f"{where}: dims has no {name!r}")
         value = dims_json[name]
@@ -344,6 +361,9 @@ def validate_weights_config(config: dict[str, Any], where: Path | str = CONFIG_F
         raise CheckpointError(f"{where}: max_tokens is {config['max_tokens']}, expected an integer in [1, 8192]")
     if not config["text_encoder"]:
         raise CheckpointError(f"{where}: text_encoder is empty")
+    layers = config.get("text_layers")
+    if layers is not None and not (_is_kind(layers, int) and 1 <= layers <= 64):
+        raise CheckpointError(f"{where}: text_layers is {_shown(layers)}, expected null or an integer in [1, 64]")
     if not re.fullmatch(r"[0-9a-f]{64}", config["model_sha256"]):
         raise CheckpointError(f"{where}: model_sha256 is {_shown(config['model_sha256'])}, expected 64 hex digits")
     for name, width in (("audio_columns", dims.audio_dim), ("vision_columns", dims.vision_dim)):

@@ -68,6 +68,13 @@ class MiarDims:
             hard-to-overfit route for the strongest modality beside the token path.
         n_classes: Width of an auxiliary classification head over the fused vector (MELD's
             3 sentiment classes); 0 for none.
+        text_tune_layers: Transformer layers of the text encoder that run, fine-tuned, inside
+            the text branch (0: the text features are final). Their input is the hidden state
+            of the encoder's frozen lower layers (``TextOptions.layers``); they are BERT layers
+            (post-LayerNorm, exact GELU) initialised from the encoder's top layers by
+            ``load_text_layers``, so the weights hold only what training changed.
+        text_tune_heads: Attention heads of those layers (12 for MiniLM-L6).
+        text_tune_ff: Feed-forward width of those layers (1536 for MiniLM-L6).
     """
 
     text_dim: int = 384
@@ -84,6 +91,9 @@ class MiarDims:
     interaction: bool = True
     sentence_path: bool = False
     n_classes: int = 0
+    text_tune_layers: int = 0
+    text_tune_heads: int = 12
+    text_tune_ff: int = 1536
 
     def input_dim(self, modality: str) -> int:
         return {"text": self.text_dim, "audio": self.audio_dim, "vision": self.vision_dim}[modality]
@@ -114,6 +124,43 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int = 1) -> torch.Tens
     """Mean of ``x`` over ``dim`` where ``mask`` is True; 0 where nothing is valid (never NaN)."""
     m = mask.to(x.dtype).unsqueeze(-1)
     return (x * m).sum(dim) / m.sum(dim).clamp_min(1.0)
+
+
+class _TextLayer(nn.Module):
+    """One BERT encoder layer (post-LayerNorm), the shape of MiniLM's and BERT's, written so its
+    parameters load from a Hugging Face ``BertLayer`` state (``Miar.load_text_layers``)."""
+
+    def __init__(self, width: int, heads: int, ff: int, dropout: float) -> None:
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"text layer width {width} is not divisible by {heads} heads")
+        self.heads = heads
+        self.query, self.key, self.value = nn.Linear(width, width), nn.Linear(width, width), nn.Linear(width, width)
+        self.attn_out = nn.Linear(width, width)
+        self.attn_norm = nn.LayerNorm(width, eps=1e-12)
+        self.ff_in = nn.Linear(width, ff)
+        self.ff_out = nn.Linear(ff, width)
+        self.ff_norm = nn.LayerNorm(width, eps=1e-12)
+        self.dropout = nn.Dropout(dropout)
+        self.p = dropout
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, n, width = x.shape
+        split = (b, n, self.heads, width // self.heads)
+        q, k, v = (f(x).view(split).transpose(1, 2) for f in (self.query, self.key, self.value))
+        # Additive mask as the encoder was trained with; a row with no valid key stays finite.
+        bias = (~mask).to(x.dtype)[:, None, None, :] * torch.finfo(x.dtype).min
+        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=self.p if self.training else 0.0)
+        h = self.attn_norm(x + self.dropout(self.attn_out(ctx.transpose(1, 2).reshape(b, n, width))))
+        return self.ff_norm(h + self.dropout(self.ff_out(F.gelu(self.ff_in(h)))))
+
+
+#: Hugging Face BertLayer parameter names -> ours (``_TextLayer``).
+_HF_TEXT_LAYER_NAMES: dict[str, str] = {
+    "attention.self.query": "query", "attention.self.key": "key", "attention.self.value": "value",
+    "attention.output.dense": "attn_out", "attention.output.LayerNorm": "attn_norm",
+    "intermediate.dense": "ff_in", "output.dense": "ff_out", "output.LayerNorm": "ff_norm",
+}
 
 
 class _ModalityEncoder(nn.Module):
@@ -177,6 +224,10 @@ class Miar(nn.Module):
         super().__init__()
         self.dims = dims
         self.encoders = nn.ModuleDict({m: _ModalityEncoder(dims.input_dim(m), dims) for m in MODALITIES})
+        self.text_layers = nn.ModuleList(
+            _TextLayer(dims.text_dim, dims.text_tune_heads, dims.text_tune_ff, dims.dropout)
+            for _ in range(dims.text_tune_layers)
+        )
         self.interactions = nn.ModuleDict({m: _Interaction(dims) for m in MODALITIES})
         self.global_interaction = _Interaction(dims)
         self.align_proj = nn.ModuleDict({
@@ -196,6 +247,45 @@ class Miar(nn.Module):
         if dims.n_classes > 0:
             self.class_head = nn.Linear(fused_dim, dims.n_classes)
 
+    def load_text_layers(self, encoder_state: dict[str, torch.Tensor], first: int) -> None:
+        """Initialise the fine-tuned text layers from a pretrained encoder's layers.
+
+        Args:
+            encoder_state: State of a Hugging Face encoder stack (keys ``layer.<i>.attention...``,
+                ``extractors.text.TextEncoder.weights_of_layers``).
+            first: Index of the encoder layer the first fine-tuned layer copies (the number
+                of layers the extractor runs frozen).
+
+        Raises:
+            ValueError: The state lacks a layer or a parameter, or its shapes differ.
+        """
+        for j, layer in enumerate(self.text_layers):
+            state = {}
+            for hf, ours in _HF_TEXT_LAYER_NAMES.items():
+                for kind in ("weight", "bias"):
+                    key = f"layer.{first + j}.{hf}.{kind}"
+                    if key not in encoder_state:
+                        raise ValueError(f"encoder state lacks {key}: it has fewer than {first + j + 1} layers "
+                                         "or another layout")
+                    state[f"{ours}.{kind}"] = encoder_state[key]
+            layer.load_state_dict(state)
+
+    def tune_text(self, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        """The fine-tuned text layers over the samples that have text (others stay zero)."""
+        if not len(self.text_layers):
+            return text
+        text, text_mask = text[:, : self.dims.max_len], text_mask[:, : self.dims.max_len]
+        rows = text_mask.any(dim=1)
+        if not bool(rows.any()):
+            return text
+        h = text[rows]
+        m = text_mask[rows]
+        for layer in self.text_layers:
+            h = layer(h, m)
+        out = text.new_zeros(text.shape)
+        out[rows] = h * m.unsqueeze(-1).to(h.dtype)
+        return out
+
     @property
     def temperature(self) -> torch.Tensor:
         """InfoNCE temperature, clamped to [0.01, 1] so the logits stay sane."""
@@ -214,6 +304,7 @@ class Miar(nn.Module):
             text_mask, audio_mask, vision_mask: (B, L_m) bool, True where valid. A modality
                 is missing for a sample when its row is all False.
         """
+        text = self.tune_text(text, text_mask)
         inputs = {"text": (text, text_mask), "audio": (audio, audio_mask), "vision": (vision, vision_mask)}
         seqs, masks, summaries = {}, {}, {}
         for m in MODALITIES:

@@ -43,7 +43,7 @@ import stat
 import zipfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -419,6 +419,12 @@ def extract_dataset(dataset: Path, out: Path, config: PipelineConfig | None = No
         ExtractionError, CheckpointError: The models cannot be loaded.
     """
     config = config or PipelineConfig()
+    if models is not None and models.text_encoder is not None and models.text_encoder.layers != (
+            config.text.layers or models.text_encoder.total_layers):
+        # models loaded with weights run the encoder as deep as those weights say: record what was run
+        layers = models.text_encoder.layers
+        config = replace(config, text=replace(config.text, layers=None if layers == models.text_encoder.total_layers
+                                              else layers))
     specs = read_label_csv(dataset)
     _check_folders_inside(dataset, out, specs)
     try:
@@ -460,6 +466,7 @@ def _write_manifest(dataset: Path, out: Path, specs: Sequence[ClipSpec], done: s
         "text_encoder": config.text.encoder,
         "text_extractor_version": TEXT_EXTRACTOR_VERSION,
         "max_tokens": config.text.max_tokens,
+        "text_layers": config.text.layers,
         "asr_model": config.asr.model,
         "frame_fps": config.media.frame_fps,
         "audio_columns": list(voice_mod.COLUMNS),

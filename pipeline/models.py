@@ -17,7 +17,7 @@ import logging
 import os
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -122,7 +122,12 @@ class Models:
             if "text" in parts:
                 from extractors.text import TextEncoder
 
-                models.text_encoder = TextEncoder(config.text)
+                text = config.text
+                if models.miar is not None and models.miar.text_layers != text.layers:
+                    # The weights decide how deep the frozen encoder runs: their fine-tuned text
+                    # layers continue where it stops.
+                    text = replace(text, layers=models.miar.text_layers)
+                models.text_encoder = TextEncoder(text)
         except BaseException:
             models.close()
             raise

@@ -24,9 +24,10 @@ from model.checkpoint import CheckpointError, load_checkpoint, read_weights_conf
 from model.metrics import mosi_metrics
 from model.miar import Miar, MiarDims, info_nce
 from storage.files import sha256_of
+from storage.locations import DEFAULT_WEIGHTS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = REPO_ROOT / "weights" / "miar-v1"
+SHIPPED = DEFAULT_WEIGHTS
 DIMS = MiarDims(d_model=32, n_heads=2, n_layers=1, proj_dim=16, dropout=0.0)
 INPUT_DIMS = {"text": 384, "audio": len(voice_mod.COLUMNS), "vision": len(face_mod.COLUMNS)}
 
@@ -263,6 +264,8 @@ def _drop(*keys):
                                                                      r"is not a finite number above 0"),
     (lambda c: c.update(audio_columns=c["audio_columns"][:-1]), r"audio_columns lists 33 columns, dims say 34"),
     (lambda c: c.update(model_sha256=None), r"model_sha256 is None, expected a string"),
+    (_set_dims(text_tune_layers=1000), r"dims.text_tune_layers is 1000, expected an integer in \[0, 64\]"),
+    (lambda c: c.update(text_layers="4"), r"text_layers is '4', expected null or an integer in \[1, 64\]"),
 ])
 def test_malformed_weights_config_is_one_line_before_anything_is_built(model: Miar, tmp_path: Path, edit,
                                                                        message: str) -> None:
@@ -304,6 +307,14 @@ def test_oversized_or_nested_config_json_is_refused_unread(model: Miar, tmp_path
         read_weights_config(folder)
 
 
+def test_weights_from_before_the_text_layers_load_with_every_encoder_layer(model: Miar, tmp_path: Path) -> None:
+    folder = _save(tmp_path / "w", model)
+    added = ("text_tune_layers", "text_tune_heads", "text_tune_ff")
+    _edit_config(folder, lambda c: (c.pop("text_layers", None), [c["dims"].pop(k) for k in added]))
+    loaded = _load(folder)
+    assert loaded.text_layers is None and len(loaded._model.text_layers) == 0
+
+
 def test_dims_schema_covers_every_dims_field() -> None:
     from dataclasses import fields
 
@@ -331,7 +342,7 @@ def test_metrics_reject_bad_shapes() -> None:
         mosi_metrics(np.zeros(3), np.zeros(4))
 
 
-NEEDS_WEIGHTS = pytest.mark.skipif(not (SHIPPED / "model.pt").is_file(), reason="weights/miar-v1 not trained yet")
+NEEDS_WEIGHTS = pytest.mark.skipif(not (SHIPPED / "model.pt").is_file(), reason=f"{SHIPPED} not trained yet")
 
 
 @pytest.mark.slow
@@ -340,8 +351,9 @@ def test_shipped_weights_score_obvious_sentences() -> None:
     from extractors.text import TextEncoder, TextOptions, normalise_text
 
     loaded = _load(SHIPPED)
-    assert (SHIPPED / "model.pt").stat().st_size + (SHIPPED / "config.json").stat().st_size < 20e6
-    encoder = TextEncoder(TextOptions(encoder=loaded.text_encoder))
+    # weights/ holds only what training changed (the base encoder stays in its package): 60 MB in all
+    assert sum(p.stat().st_size for p in (REPO_ROOT / "weights").rglob("*") if p.is_file()) <= 60e6
+    encoder = TextEncoder(TextOptions(encoder=loaded.text_encoder, layers=loaded.text_layers))
     sentences = ["I loved this movie, it was wonderful!", "This was a terrible, boring waste of time."]
     feats = encoder.encode_batch([normalise_text(s).split() for s in sentences])
     samples = [SampleInput(text=f.values, text_mask=np.ones(len(f.tokens), dtype=bool)) for f in feats]

@@ -268,6 +268,7 @@ class _FakeEncoder:
     """Stands in for ``TextEncoder``: one 4-d row per word, valued by word length."""
 
     name = "fake-encoder"
+    layers = total_layers = 6
 
     def __init__(self) -> None:
         self.calls = 0
@@ -349,3 +350,115 @@ def test_meld_classes_follow_the_sentiment_column() -> None:
     corpus, classes = load_meld(SHARED)["dev"]
     assert len(corpus) == len(classes) > 1000
     assert set(np.unique(classes)) == set(MELD_CLASSES.values())
+
+
+def _text_init(layers: int, width: int, ff: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A Hugging Face-shaped encoder state (``layer.<i>.attention.self.query.weight``, ...)."""
+    gen = torch.Generator().manual_seed(seed)
+    shapes = {"attention.self.query": (width, width), "attention.self.key": (width, width),
+              "attention.self.value": (width, width), "attention.output.dense": (width, width),
+              "attention.output.LayerNorm": (width,), "intermediate.dense": (ff, width),
+              "output.dense": (width, ff), "output.LayerNorm": (width,)}
+    state = {}
+    for i in range(layers):
+        for name, shape in shapes.items():
+            state[f"layer.{i}.{name}.weight"] = (torch.ones(shape) if len(shape) == 1
+                                                 else 0.2 * torch.randn(shape, generator=gen))
+            state[f"layer.{i}.{name}.bias"] = 0.01 * torch.randn(shape[0], generator=gen)
+    return state
+
+
+TUNED_DIMS = replace(DIMS, text_tune_layers=1, text_tune_heads=2, text_tune_ff=16)
+
+
+def _tuned_data() -> TrainingData:
+    data = _curated_data()
+    return replace(data, spec=replace(SPEC, text_layers=2), text_init=_text_init(3, WIDTHS["text"], 16))
+
+
+def test_fine_tuned_text_layers_start_from_the_encoder_and_learn_at_their_own_rate(tmp_path: Path) -> None:
+    options = replace(CURATED_OPTIONS, dims=TUNED_DIMS, text_lr=1e-4, length_buckets=2,
+                      text=replace(CURATED_OPTIONS.text, layers=2))
+    data = _tuned_data()
+    trained = train_model(options, data, log_every_epoch=False)
+    layer = trained.model.text_layers[0]
+    start = data.text_init["layer.2.attention.self.query.weight"]  # layer index = the extractor's 2 frozen layers
+    moved = float((layer.query.weight.detach() - start).abs().max())
+    assert 0 < moved < 0.05  # trained, but at text_lr: far less than the fresh network moves
+    # tuned layers read the encoder's raw values: identity normalisation for text
+    assert np.array_equal(trained.stats["text"].mean, np.zeros(WIDTHS["text"], np.float32))
+    assert np.array_equal(trained.stats["text"].std, np.ones(WIDTHS["text"], np.float32))
+    folder = write_weights(tmp_path / "w", trained, data.spec)
+    loaded = load_checkpoint(folder, expected_encoder=SPEC.text_encoder, expected_audio_columns=AUDIO_COLUMNS,
+                             expected_vision_columns=VISION_COLUMNS)
+    assert loaded.text_layers == 2
+    pred = loaded.predict(data.select_samples)
+    assert float(np.abs(pred - data.select_labels).mean()) == pytest.approx(trained.summary["dev_metrics"]["mae"],
+                                                                            abs=1e-4)
+
+
+def test_text_layers_need_the_encoder_state_and_matching_depth() -> None:
+    options = replace(CURATED_OPTIONS, dims=TUNED_DIMS, text=replace(CURATED_OPTIONS.text, layers=2))
+    with pytest.raises(ValueError, match="needs the text encoder's layer weights"):
+        train_model(options, replace(_tuned_data(), text_init=None), log_every_epoch=False)
+    with pytest.raises(ValueError, match="text.layers 3, but the text features went through 2"):
+        train_model(replace(options, text=replace(options.text, layers=3)), _tuned_data(), log_every_epoch=False)
+    with pytest.raises(ValueError, match="text_lr"):
+        train_model(replace(CURATED_OPTIONS, text_lr=1e-4), _curated_data(), log_every_epoch=False)
+
+
+def test_length_buckets_group_similar_lengths() -> None:
+    from model.training.loop import _epoch_batches
+
+    options = replace(CURATED_OPTIONS, length_buckets=3, mix_rate=0.0, token_dropout=0.0)
+    data = _curated_data()
+    names = list(options.sources)
+    probs = np.array([0.5, 0.25, 0.25])
+    batches = list(_epoch_batches(options, data, names, probs, np.random.default_rng(0), 7))
+    assert len(batches) == 7 and all(len(b[0]) == options.batch_size for b in batches)
+    # within one group of 3 batches, the longest text of one is at most the shortest of the next in length order
+    spans = sorted((min(len(s.text_mask) for s in b[0]), max(len(s.text_mask) for s in b[0])) for b in batches[:3])
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    options = replace(CURATED_OPTIONS, epochs=3)
+    whole = train_model(options, _curated_data(), log_every_epoch=False)
+    resume = tmp_path / "run.resume.pt"
+
+    def stop(step: int, lr: float, terms: object) -> None:
+        if step == 2 * 4:  # first step of epoch 3
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_model(options, _curated_data(), on_step=stop, log_every_epoch=False, resume_path=resume)
+    assert resume.is_file()
+    # another config's run does not pick it up (and leaves it)
+    other = train_model(replace(options, epochs=1), _curated_data(), log_every_epoch=False,
+                        resume_path=tmp_path / "other.pt")
+    assert other.summary["epochs"] == 1
+    again = train_model(options, _curated_data(), log_every_epoch=False, resume_path=resume)
+    assert not resume.exists()
+    a, b = whole.model.state_dict(), again.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [h["dev"] for h in again.summary["history"]] == [h["dev"] for h in whole.summary["history"]]
+
+
+@pytest.mark.slow
+def test_miar_text_layers_continue_the_frozen_encoder_exactly() -> None:
+    from extractors.text import TextEncoder, TextOptions
+    from model.miar import Miar
+
+    lower, full = TextEncoder(TextOptions(layers=4)), TextEncoder(TextOptions(layers=None))
+    model = Miar(MiarDims(text_tune_layers=2)).eval()
+    model.load_text_layers(lower.weights_of_layers(), first=4)
+    words = [["this", "movie", "was", "not", "bad", "at", "all"], ["i", "don't", "hate", "it"]]
+    low, high = lower.encode_batch(words), full.encode_batch(words)
+    width = max(len(f.values) for f in low)
+    x, mask = torch.zeros(2, width, 384), torch.zeros(2, width, dtype=torch.bool)
+    for i, f in enumerate(low):
+        x[i, : len(f.values)], mask[i, : len(f.values)] = torch.from_numpy(f.values), True
+    with torch.no_grad():
+        tuned = model.tune_text(x, mask).numpy()
+    for i, f in enumerate(high):
+        np.testing.assert_allclose(tuned[i, : len(f.values)], f.values, atol=1e-4)

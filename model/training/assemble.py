@@ -3,7 +3,8 @@
 - ``load_training_data(options)``: the curated sources named in ``options.sources``
   (``SOURCE_MODALITY``), text encoded through ``pipeline.models.Models`` and cached
   (``model.training.corpora``), audio and vision through the extractors
-  (``model.training.sources``); MOSI dev selects. MOSI test is never read here.
+  (``model.training.sources``); MOSI dev selects (with MOSEI valid when "mosei" is a
+  source). MOSI test is never read here (MOSEI's test split is not in the team's data).
 - ``load_features_data(folder)``: a features folder written by ``python -m pipeline extract``
   (format: ``model.feature_store``) as one multimodal source ``"features"`` (its train split);
   its valid split selects. The text encoder, token limit and columns come from its manifest.
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 #: Every curated source a config may name, with the modality it brings.
 SOURCE_MODALITY: dict[str, str] = {
-    "mosi": "text", "vader": "text", "sst5": "text", "meld": "text",
+    "mosi": "text", "mosei": "text", "vader": "text", "sst5": "text", "meld": "text",
     "emodb": "audio", "speech_valence": "audio", "taiwan": "vision", "muxspace": "vision",
 }
 #: Curated sources with class targets (for ``class_weight``).
@@ -46,7 +47,7 @@ CLASS_SOURCES: frozenset[str] = frozenset({"meld"})
 FEATURES_SOURCE = "features"
 #: How each curated source's labels reach the MOSI scale (recorded in the weights).
 LABEL_MAPPINGS: dict[str, Any] = {
-    "mosi": "label as is", "vader": "valence x 0.75 ([-4,4] -> [-3,3])",
+    "mosi": "label as is", "mosei": "label as is", "vader": "valence x 0.75 ([-4,4] -> [-3,3])",
     "sst5": "classes 0..4 -> -3, -1.5, 0, 1.5, 3",
     "meld": "negative/neutral/positive -> class 0/1/2 (aux head)",
     "emodb": src.EMODB_VALENCE, "speech_valence": "valence x 3",
@@ -91,6 +92,9 @@ def load_training_data(options: TrainOptions, shared: Path | None = None, cache:
                              f"{options.dims.text_dim}")
         mosi = corpora.load_mosi(shared)
         text_corpora = {"mosi": mosi["train"]}
+        mosei = corpora.load_mosei(shared) if "mosei" in options.sources else None
+        if mosei is not None:
+            text_corpora["mosei"] = mosei["train"]
         if "vader" in options.sources:
             text_corpora["vader"] = corpora.load_vader(shared, seed=VADER_SPLIT_SEED)["train"]
         if "sst5" in options.sources:
@@ -105,6 +109,13 @@ def load_training_data(options: TrainOptions, shared: Path | None = None, cache:
             labels["meld"] = np.full(len(corpus), np.nan, np.float32)  # no regression target
             classes["meld"] = meld_classes
         dev_samples = corpora.encode_corpus(mosi["dev"], encoder, options.text.max_tokens, cache)
+        dev_labels, dev_name = mosi["dev"].labels, "MOSI dev (manual transcripts)"
+        if mosei is not None:
+            dev_samples = dev_samples + corpora.encode_corpus(mosei["valid"], encoder, options.text.max_tokens, cache)
+            dev_labels = np.concatenate([dev_labels, mosei["valid"].labels])
+            dev_name = "MOSI dev + MOSEI valid"
+        text_init = encoder.weights_of_layers() if options.dims.text_tune_layers > 0 else None
+        text_layers = encoder.layers if encoder.layers != encoder.total_layers else None
     loaders = {"emodb": src.load_emodb, "speech_valence": src.load_speech_valence,
                "taiwan": src.load_taiwan, "muxspace": src.load_muxspace}
     for name, load in loaders.items():
@@ -113,11 +124,10 @@ def load_training_data(options: TrainOptions, shared: Path | None = None, cache:
             samples[name], labels[name] = list(part.samples), part.labels
             classes[name] = np.full(len(part), NO_CLASS, np.int64)
     spec = FeatureSpec(options.text.encoder, TEXT_EXTRACTOR_VERSION, options.text.max_tokens,
-                       voice_mod.COLUMNS, face_mod.COLUMNS)
+                       voice_mod.COLUMNS, face_mod.COLUMNS, text_layers)
     return TrainingData(
-        samples, labels, classes, _curated_kinds(tuple(samples)), dev_samples, mosi["dev"].labels,
-        "MOSI dev (manual transcripts)", spec,
-        notes={"label_mappings": {n: LABEL_MAPPINGS[n] for n in SOURCE_MODALITY}},
+        samples, labels, classes, _curated_kinds(tuple(samples)), dev_samples, dev_labels, dev_name, spec,
+        notes={"label_mappings": {n: LABEL_MAPPINGS[n] for n in SOURCE_MODALITY}}, text_init=text_init,
     )
 
 
@@ -151,7 +161,7 @@ def load_features_data(folder: Path) -> TrainingData:
                   if any(v is not None and len(v) for v in (s.modality(m)[0] for s in train_samples)))
     spec = FeatureSpec(str(manifest["text_encoder"]), str(manifest["text_extractor_version"]),
                        int(manifest["max_tokens"]), tuple(manifest["audio_columns"]),
-                       tuple(manifest["vision_columns"]))
+                       tuple(manifest["vision_columns"]), manifest.get("text_layers"))
     notes = {"features": {"folder": str(folder), "dataset": manifest.get("dataset"),
                           "asr_model": manifest.get("asr_model"), "counts": manifest.get("counts")}}
     return TrainingData(

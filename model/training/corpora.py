@@ -35,6 +35,7 @@ __all__ = [
     "MELD_CLASSES",
     "make_corpus",
     "load_mosi",
+    "load_mosei",
     "load_vader",
     "load_sst5",
     "load_meld",
@@ -59,7 +60,7 @@ class TextCorpus:
     """Labelled sentences of one source and split, already normalised.
 
     Attributes:
-        name: "mosi", "vader", "sst5" or "meld".
+        name: "mosi", "mosei", "vader", "sst5" or "meld".
         split: "train", "dev" or "test".
         ids: One id per sentence.
         texts: Normalised sentences (``normalise_text``), none empty.
@@ -107,6 +108,27 @@ def load_mosi(shared: Path | None = None) -> dict[str, TextCorpus]:
         for row in csv.DictReader(f):
             splits.setdefault(row["mode"], []).append((row["id"], row["text"], float(row["label"])))
     return {split: make_corpus("mosi", split, rows) for split, rows in splits.items()}
+
+
+def load_mosei(shared: Path | None = None) -> dict[str, TextCorpus]:
+    """CMU-MOSEI punctuated transcripts and labels, by split ("train", "valid").
+
+    The team's copy has no test split (it is kept aside and measured on what lands), so
+    "valid" is what selection and reports use. HTML entities left in a few transcripts
+    (``&amp;``) are unescaped; ids are ``video_id/clip_id``.
+
+    Raises:
+        FileNotFoundError: ``data/mosei/label.csv`` is not under ``shared``.
+    """
+    import html
+
+    path = _data(shared, "mosei") / "label.csv"
+    splits: dict[str, list[tuple[str, str, float]]] = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            splits.setdefault(row["mode"], []).append(
+                (f"{row['video_id']}/{row['clip_id']}", html.unescape(row["text"]), float(row["label"])))
+    return {split: make_corpus("mosei", split, rows) for split, rows in splits.items()}
 
 
 def load_vader(shared: Path | None = None, dev_fraction: float = 0.1, seed: int = 0) -> dict[str, TextCorpus]:
@@ -178,6 +200,8 @@ def load_meld(shared: Path | None = None) -> dict[str, tuple[TextCorpus, np.ndar
 
 def _cache_key(corpus: TextCorpus, encoder: TextEncoder, max_tokens: int) -> str:
     digest = hashlib.sha256(f"{encoder.name}\n{TEXT_EXTRACTOR_VERSION}\n{max_tokens}\n".encode())
+    if encoder.layers != encoder.total_layers:  # features of the frozen lower layers only
+        digest.update(f"layers {encoder.layers}\n".encode())
     for text in corpus.texts:
         digest.update(text.encode())
         digest.update(b"\n")
@@ -191,7 +215,7 @@ def encode_corpus(
 
     Token features are stored as float16 (halves the cache; MiniLM's hidden values are
     small) under ``cache / "text-features"``; the file name carries a hash of encoder
-    name, extractor version, ``max_tokens`` and the texts, so any change re-encodes. The
+    name, extractor version, ``max_tokens``, the layers run (when not all) and the texts, so any change re-encodes. The
     file is written atomically, so one that exists is complete.
 
     Args:

@@ -34,12 +34,13 @@ one machine repeats bit for bit.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import math
 import random
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,8 @@ class FeatureSpec:
         max_tokens: Token limit the text features were made with.
         audio_columns: Names of the audio feature columns (``extractors.voice.COLUMNS``).
         vision_columns: Names of the vision feature columns (``extractors.face.COLUMNS``).
+        text_layers: Encoder layers the text features went through (``TextOptions.layers``;
+            None: all of them).
     """
 
     text_encoder: str
@@ -83,6 +86,7 @@ class FeatureSpec:
     max_tokens: int
     audio_columns: tuple[str, ...]
     vision_columns: tuple[str, ...]
+    text_layers: int | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,9 @@ class TrainingData:
         select_name: What the selection set is, for logs and the summary.
         spec: What made the features (recorded in the weights).
         notes: Extra entries of the training summary (label mappings, provenance).
+        text_init: State of the text encoder's layer stack (``TextEncoder.weights_of_layers``),
+            from which fine-tuned text layers start (``dims.text_tune_layers`` > 0); None when
+            the data came without it.
     """
 
     samples: dict[str, list[SampleInput]]
@@ -113,6 +120,7 @@ class TrainingData:
     select_name: str
     spec: FeatureSpec
     notes: dict[str, Any] = field(default_factory=dict)
+    text_init: dict[str, Any] | None = None
 
     @property
     def trained_modalities(self) -> tuple[str, ...]:
@@ -145,6 +153,8 @@ class TrainOptions:
         epochs: Number of epochs (each ends with a selection-set evaluation).
         batch_size: Samples per step.
         lr: Peak AdamW learning rate (linear warm-up over the first epoch, cosine decay to 0).
+        text_lr: Peak learning rate of the fine-tuned text layers (``dims.text_tune_layers``);
+            pretrained layers want a far smaller step than the fresh network. Null: ``lr``.
         weight_decay: AdamW weight decay.
         align_weight: Weight of the cross-modal sentiment-bin contrastive loss; > 0 needs
             data with at least two modalities.
@@ -159,6 +169,9 @@ class TrainOptions:
         token_dropout: Share of text tokens masked at random per training sample; > 0 needs
             text. In [0, 1).
         threads: torch CPU threads.
+        length_buckets: Batches drawn at once and cut by text length, so a batch pads to
+            similar lengths (the fine-tuned text layers cost per padded token); the batches
+            then run in random order. 1: no bucketing.
         dims: Network shape (``text_dim``, ``audio_dim``, ``vision_dim`` must match the features).
         text: Text encoder options: curated sources are encoded with them; a features folder
             must have been made with the same ``encoder`` and ``max_tokens`` (``batch_size``
@@ -172,6 +185,7 @@ class TrainOptions:
     epochs: int = 8
     batch_size: int = 64
     lr: float = 5e-4
+    text_lr: float | None = None
     weight_decay: float = 0.01
     align_weight: float = 0.0
     modality_head_weight: float = 0.3
@@ -180,6 +194,7 @@ class TrainOptions:
     modality_dropout: float = 0.0
     token_dropout: float = 0.1
     threads: int = 1
+    length_buckets: int = 1
     dims: MiarDims = field(default_factory=MiarDims)
     text: TextOptions = field(default_factory=TextOptions)
 
@@ -271,6 +286,13 @@ def option_refusals(
         problems.append(f"epoch_size {options.epoch_size} < batch_size {options.batch_size} (or null for one pass)")
     if not options.lr > 0 or options.weight_decay < 0:
         problems.append("lr must be > 0 and weight_decay >= 0")
+    if options.length_buckets < 1:
+        problems.append("length_buckets must be >= 1")
+    if options.text_lr is not None and not (options.dims.text_tune_layers > 0 and options.text_lr > 0):
+        problems.append(f"text_lr {options.text_lr} needs fine-tuned text layers (dims.text_tune_layers > 0) and "
+                        "must be > 0: set text_lr null")
+    if options.dims.text_tune_layers > 0 and "text" not in present:
+        problems.append(f"dims.text_tune_layers {options.dims.text_tune_layers} needs text, sources bring none")
     if min(options.align_weight, options.modality_head_weight, options.class_weight) < 0:
         problems.append("loss weights must be >= 0")
     if options.align_weight > 0 and len(present) < 2:
@@ -326,6 +348,12 @@ def data_refusals(options: TrainOptions, data: TrainingData) -> list[str]:
                   for v in [s.modality(m)[0]] if v is not None and len(v)}
         if widths and widths != {dims.input_dim(m)}:
             problems.append(f"dims.{m}_dim {dims.input_dim(m)}, but the {m} features are {sorted(widths)} wide")
+    if (options.text.layers or None) != (spec.text_layers or None):
+        problems.append(f"text.layers {options.text.layers}, but the text features went through "
+                        f"{spec.text_layers or 'all'} layers: set text.layers to match")
+    if dims.text_tune_layers > 0 and data.text_init is None:
+        problems.append(f"dims.text_tune_layers {dims.text_tune_layers} needs the text encoder's layer weights, "
+                        "which this data does not carry (a features folder): set dims.text_tune_layers 0")
     n_max = max((int(c.max()) for c in data.classes.values() if len(c)), default=NO_CLASS)
     if options.dims.n_classes > 0 and n_max >= options.dims.n_classes:
         problems.append(f"dims.n_classes {options.dims.n_classes}, but class ids go up to {n_max}")
@@ -358,10 +386,19 @@ def _input_dims(dims: MiarDims) -> dict[str, int]:
     return {m: dims.input_dim(m) for m in MODALITIES}
 
 
-def fit_stats(data: TrainingData) -> dict[str, ModalityStats | None]:
-    """Per-modality normalisation from the training samples (None for a modality no source brings)."""
+def fit_stats(data: TrainingData, raw_text: bool = False) -> dict[str, ModalityStats | None]:
+    """Per-modality normalisation from the training samples (None for a modality no source brings).
+
+    ``raw_text``: text stays as the encoder gives it (identity statistics), because
+    fine-tuned text layers expect their pretrained input, not standardised values.
+    """
     stats: dict[str, ModalityStats | None] = {}
     for m in MODALITIES:
+        if m == "text" and raw_text and "text" in data.trained_modalities:
+            width = next(s.text.shape[1] for samples in data.samples.values() for s in samples
+                         if s.text is not None and len(s.text))
+            stats[m] = ModalityStats(np.zeros(width, np.float32), np.ones(width, np.float32))
+            continue
         arrays, masks = [], []
         for name, samples in data.samples.items():
             if m not in data.modalities[name]:
@@ -419,11 +456,13 @@ def _drop_modalities(sample: SampleInput, rate: float, rng: np.random.Generator)
 
 def _draw_batch(
     options: TrainOptions, data: TrainingData, names: list[str], probs: np.ndarray, rng: np.random.Generator,
+    size: int | None = None,
 ) -> tuple[list[SampleInput], np.ndarray, np.ndarray]:
-    """One source-balanced batch with token dropout, mixing and modality dropout."""
+    """One source-balanced batch (``size`` samples, default ``batch_size``) with token dropout,
+    mixing and modality dropout."""
     pools = {m: [n for n in names if data.modalities[n] == (m,)] for m in _NON_TEXT}
     batch, labels, classes = [], [], []
-    for name in rng.choice(names, size=options.batch_size, p=probs):
+    for name in rng.choice(names, size=size or options.batch_size, p=probs):
         i = int(rng.integers(len(data.samples[name])))
         sample = _drop_tokens(data.samples[name][i], options.token_dropout, rng)
         kinds = data.modalities[name]
@@ -444,6 +483,28 @@ def _draw_batch(
     return batch, np.asarray(labels, np.float32), np.asarray(classes, np.int64)
 
 
+def _epoch_batches(
+    options: TrainOptions, data: TrainingData, names: list[str], probs: np.ndarray, rng: np.random.Generator,
+    steps: int,
+) -> Iterator[tuple[list[SampleInput], np.ndarray, np.ndarray]]:
+    """``steps`` batches; with ``length_buckets`` K > 1, K batches are drawn at once, sorted by
+    text length, cut into K batches of similar lengths and yielded in random order."""
+    k = max(1, options.length_buckets)
+    done = 0
+    while done < steps:
+        group = min(k, steps - done)
+        samples, labels, classes = _draw_batch(options, data, names, probs, rng, group * options.batch_size)
+        if group == 1:
+            yield samples, labels, classes
+        else:
+            order = np.argsort([len(s.text_mask) if s.text is not None else 0 for s in samples], kind="stable")
+            cuts = np.array_split(order, group)
+            for j in rng.permutation(group):
+                idx = cuts[j]
+                yield [samples[i] for i in idx], labels[idx], classes[idx]
+        done += group
+
+
 def _steps_per_epoch(options: TrainOptions, data: TrainingData) -> int:
     size = options.epoch_size
     if size is None:
@@ -457,8 +518,42 @@ def _jsonable(obj: Any) -> Any:
     raise TypeError(f"not JSON-serialisable: {type(obj)}")
 
 
+def _options_key(options: TrainOptions) -> str:
+    """Hash of every option: a resume file is trusted only by a run of the same options."""
+    blob = json.dumps(options, default=_jsonable, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _save_resume(path: Path, state: dict[str, Any]) -> None:
+    from storage.files import write_via_atomic
+
+    write_via_atomic(path, lambda tmp: torch.save(state, tmp))
+
+
+def _load_resume(path: Path | None, key: str) -> dict[str, Any] | None:
+    """The resume state at ``path`` when it belongs to a run of these options, else None (logged)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, EOFError, ValueError) as e:
+        log.warning("%s cannot be read (%s): training starts from the beginning", path, str(e).splitlines()[0])
+        return None
+    if not isinstance(state, dict) or state.get("options_key") != key:
+        log.warning("%s belongs to a run with other options: training starts from the beginning", path)
+        return None
+    return state
+
+
+def _as_random_state(text: str) -> tuple[Any, ...]:
+    """``random.getstate()`` back from its JSON form (lists become the tuples it needs)."""
+    version, internal, gauss = json.loads(text)
+    return (version, tuple(internal), gauss)
+
+
 def train_model(
     options: TrainOptions, data: TrainingData, *, on_step: StepCallback | None = None, log_every_epoch: bool = True,
+    resume_path: Path | None = None,
 ) -> TrainedMiar:
     """Train one network on prepared data and keep the epoch with the lowest selection-set MAE.
 
@@ -466,7 +561,11 @@ def train_model(
         options: The config (checked against ``data`` first).
         data: Samples by source and the selection set.
         on_step: Called after each optimiser step (learning rate and loss terms), e.g. by tests.
-        log_every_epoch: Log one line per epoch (INFO).
+        log_every_epoch: Log one line per epoch (INFO) and progress inside epochs.
+        resume_path: After every epoch the whole run state (network, optimiser, schedule,
+            random generators, best epoch so far) is written here atomically; a run started
+            with the same options and an existing file continues after its last finished
+            epoch, and ends as the uninterrupted run would have. Removed when training ends.
 
     Returns:
         The network (eval mode), its normalisation, its modalities and the training summary.
@@ -478,12 +577,19 @@ def train_model(
     start_time = time.perf_counter()
     torch.set_num_threads(options.threads)
     _seed_everything(options.seed)
-    stats = fit_stats(data)
+    tuned = options.dims.text_tune_layers > 0
+    stats = fit_stats(data, raw_text=tuned)
     names = list(options.sources)
     weights = np.array([options.source_weights.get(n, 1.0) for n in names], np.float64)
     probs = weights / weights.sum()
     model = Miar(options.dims)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+    groups: list[dict[str, Any]] = [{"params": [p for n, p in model.named_parameters()
+                                                if not n.startswith("text_layers.")]}]
+    if tuned:
+        assert data.text_init is not None  # data_refusals
+        model.load_text_layers(data.text_init, first=int(data.spec.text_layers or 0))
+        groups.append({"params": list(model.text_layers.parameters()), "lr": options.text_lr or options.lr})
+    optimiser = torch.optim.AdamW(groups, lr=options.lr, weight_decay=options.weight_decay)
     steps_per_epoch = _steps_per_epoch(options, data)
     total_steps = steps_per_epoch * options.epochs
 
@@ -491,20 +597,36 @@ def train_model(
         if step < steps_per_epoch:
             return (step + 1) / steps_per_epoch
         progress = (step - steps_per_epoch) / max(1, total_steps - steps_per_epoch)
-        return 0.5 * (1.0 + np.cos(np.pi * progress))
+        return float(0.5 * (1.0 + math.cos(math.pi * progress)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_at)
     rng = np.random.default_rng(options.seed)
     dims = _input_dims(options.dims)
     use = data.trained_modalities
     best: tuple[float, int, dict[str, torch.Tensor], MosiMetrics] | None = None
-    history = []
+    history: list[dict[str, Any]] = []
     step = 0
-    for epoch in range(1, options.epochs + 1):
+    first_epoch = 1
+    key = _options_key(options)
+    resumed = _load_resume(resume_path, key)
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        optimiser.load_state_dict(resumed["optimiser"])
+        scheduler.load_state_dict(resumed["scheduler"])
+        rng.bit_generator.state = json.loads(resumed["numpy_rng"])
+        torch.set_rng_state(resumed["torch_rng"])
+        random.setstate(_as_random_state(resumed["python_rng"]))
+        history = json.loads(resumed["history"])
+        best_dev = json.loads(resumed["best_dev"])
+        best = (float(best_dev["mae"]), int(resumed["best_epoch"]), resumed["best_state"], MosiMetrics(**best_dev))
+        first_epoch = int(resumed["epoch"]) + 1
+        step = (first_epoch - 1) * steps_per_epoch
+        log.info("resuming after epoch %d of %d from %s", first_epoch - 1, options.epochs, resume_path)
+    for epoch in range(first_epoch, options.epochs + 1):
         model.train()
         sums = {"reg": 0.0, "mod": 0.0, "align": 0.0, "cls": 0.0}
-        for _ in range(steps_per_epoch):
-            samples, labels, classes = _draw_batch(options, data, names, probs, rng)
+        epoch_start = time.perf_counter()
+        for samples, labels, classes in _epoch_batches(options, data, names, probs, rng, steps_per_epoch):
             batch = collate(samples, dims, stats, use=use)
             out = model(batch.text, batch.text_mask, batch.audio, batch.audio_mask, batch.vision, batch.vision_mask)
             target = torch.from_numpy(np.nan_to_num(labels))
@@ -536,9 +658,15 @@ def train_model(
             if on_step is not None:
                 on_step(step, lr, terms)
             step += 1
+            done = step - (epoch - 1) * steps_per_epoch
+            if log_every_epoch and done % 50 == 0 and done < steps_per_epoch:
+                rate = done / (time.perf_counter() - epoch_start)
+                log.info("seed %d epoch %d: step %d/%d, %.2f steps/s, %.0f s to the epoch's end",
+                         options.seed, epoch, done, steps_per_epoch, rate, (steps_per_epoch - done) / rate)
+        train_seconds = time.perf_counter() - epoch_start
         dev = mosi_metrics(predict(model, data.select_samples, stats, use)[0], data.select_labels)
         history.append({"epoch": epoch, "lr": lr, "train": {k: round(v, 4) for k, v in sums.items()},
-                        "dev": dev.as_dict()})
+                        "dev": dev.as_dict(), "seconds": round(train_seconds, 1)})
         if log_every_epoch:
             log.info("seed %d epoch %d/%d  L1 %.3f  modality %.3f  align %.3f  cls %.3f  %s MAE %.3f corr %.3f "
                      "acc2(non0) %.3f  (%.0f s)", options.seed, epoch, options.epochs, sums["reg"], sums["mod"],
@@ -546,7 +674,17 @@ def train_model(
                      time.perf_counter() - start_time)
         if best is None or dev.mae < best[0]:
             best = (dev.mae, epoch, copy.deepcopy(model.state_dict()), dev)
+        if resume_path is not None and epoch < options.epochs:
+            _save_resume(resume_path, {
+                "options_key": key, "epoch": epoch, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                "scheduler": scheduler.state_dict(), "numpy_rng": json.dumps(rng.bit_generator.state),
+                "torch_rng": torch.get_rng_state(), "python_rng": json.dumps(random.getstate()),
+                "history": json.dumps(history), "best_epoch": best[1], "best_state": best[2],
+                "best_dev": json.dumps(best[3].as_dict()),
+            })
     assert best is not None
+    if resume_path is not None:
+        resume_path.unlink(missing_ok=True)
     model.load_state_dict(best[2])
     model.eval()
     summary = {

@@ -34,7 +34,7 @@ from model.training.assemble import FEATURES_SOURCE, load_features_data, load_tr
 from model.training.loop import FeatureSpec, TrainedMiar, TrainOptions, train_model
 from storage.locations import DEFAULT_WEIGHTS
 
-__all__ = ["CONFIGS", "DEFAULT_CONFIG", "FEATURES_CONFIG", "write_weights", "train", "train_on_features",
+__all__ = ["CONFIGS", "DEFAULT_CONFIG", "FEATURES_CONFIG", "resume_file", "write_weights", "train", "train_on_features",
            "build_parser", "main"]
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,13 @@ DEFAULT_CONFIG = CONFIGS / "miar-v1.json"
 FEATURES_CONFIG = CONFIGS / "features.json"
 
 
+def resume_file(out: Path) -> Path:
+    """Where a run writing ``out`` keeps its per-epoch state: beside the folder, so an interrupted
+    run started again with the same options continues (``loop.train_model``'s ``resume_path``)."""
+    out = Path(out)
+    return out.parent / f".{out.name}.resume.pt"
+
+
 def write_weights(folder: Path, trained: TrainedMiar, spec: FeatureSpec) -> Path:
     """Write a trained network as a weights folder (``model.checkpoint.save_checkpoint``).
 
@@ -57,6 +64,7 @@ def write_weights(folder: Path, trained: TrainedMiar, spec: FeatureSpec) -> Path
         folder, trained.model, text_encoder=spec.text_encoder, text_extractor_version=spec.text_extractor_version,
         max_tokens=spec.max_tokens, audio_columns=spec.audio_columns, vision_columns=spec.vision_columns,
         stats=trained.stats, trained_modalities=trained.modalities, training=trained.summary,
+        text_layers=spec.text_layers,
     )
 
 
@@ -71,7 +79,7 @@ def train(options: TrainOptions, out: Path, shared: Path | None = None, cache: P
         FileNotFoundError: Team data missing.
     """
     data = load_training_data(options, shared, cache)
-    trained = train_model(options, data)
+    trained = train_model(options, data, resume_path=resume_file(out))
     write_weights(out, trained, data.spec)
     return trained.summary
 
@@ -91,7 +99,7 @@ def train_on_features(options: TrainOptions, features: Path, out: Path) -> dict[
                          f"{list(options.sources)}: use {FEATURES_CONFIG.name} or set \"sources\": "
                          f"[\"{FEATURES_SOURCE}\"] (and --sources is for curated sources only)")
     data = load_features_data(features)
-    trained = train_model(options, data)
+    trained = train_model(options, data, resume_path=resume_file(out))
     write_weights(out, trained, data.spec)
     return trained.summary
 
