@@ -44,13 +44,34 @@ examples:
   python -m pipeline run videos/ --skip-existing         # resume an interrupted batch
   python -m pipeline run clip.mp4 --report               # + out/clip.png and out/clip.html
   python -m pipeline report out/                         # rebuild plots and HTML from the CSVs
+  python -m pipeline text reviews.txt --out scores.csv   # one score per line, text path only (English)
   python -m pipeline extract --dataset mydata/ --out feats/   # training features (model.training.train --features)
   python -m pipeline run videos/ --engine ray            # one worker per core (requirements-ray.txt)
 
 Each CSV has one row per utterance: start_s, end_s, text, sentiment in [{SCORE_MIN:g}, {SCORE_MAX:g}]
 (MOSI scale), polarity (|score| < {NEUTRAL_BAND:g} is neutral), what the text, voice and face say alone
 (text_score, voice_score, face_score) and the signals behind the score; empty where not observed.
+An utterance longer than the text encoder's window (128 tokens) is scored over overlapping windows, pooled.
 Everything runs offline on the CPU; models come from installed packages and weights/.
+"""
+
+
+TEXT_NOTES = """\
+Long lines are not cut: a line longer than the text encoder's window (128 tokens, about 100 words) is
+scored over windows of whole words, each overlapping the next by about half, and the window scores are
+averaged with each word counted once (in the window where it sits nearest the middle).
+
+Language: the model reads English only. Each line gets a light check (its script, and how many of its
+words are grammar words of English or of German, Spanish, French, Italian, Portuguese or Dutch); the
+language column says "en" or the language the line looks like. A line that looks like another language
+is not scored (empty sentiment and polarity, an error naming the line) and the exit code is 1, as the
+video path refuses non-English speech; --language en scores it anyway. Short answers ("ok", "no way"),
+numbers and English with a few foreign words pass as English.
+
+examples:
+  python -m pipeline text reviews.txt --out scores.csv
+  echo "I loved it" | python -m pipeline text -
+  python -m pipeline text mixed.txt --language en          # score every line, whatever its language
 """
 
 
@@ -82,6 +103,15 @@ def whisper_language(text: str) -> str:
     if code not in WHISPER_LANGUAGE_CODES:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a Whisper language code; use one of {', '.join(WHISPER_LANGUAGE_CODES)}")
+    return code
+
+
+def english_only(text: str) -> str:
+    """argparse type of ``text --language``: "en" (the text path reads English only; other codes are refused)."""
+    code = whisper_language(text)
+    if code != "en":
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the sentiment model reads English only; --language en scores every line as English")
     return code
 
 
@@ -147,13 +177,17 @@ def build_parser() -> argparse.ArgumentParser:
                      "by default a local Ray is started for the batch")
     text = sub.add_parser(
         "text", help="score sentences from a text file (one per line) with the text path only",
-        parents=[logging_flags],
-        description="Score each non-blank line of FILE with the shipped model's text path (voice and face "
-        "masked) and write CSV (line, text, sentiment, polarity) to stdout or --out.",
+        parents=[logging_flags], formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Score each non-blank line of FILE with the shipped model's text path (voice and face\n"
+        "masked) and write CSV (line, text, sentiment, polarity, language) to stdout or --out.",
+        epilog=TEXT_NOTES,
     )
-    text.add_argument("file", type=Path, metavar="FILE", help="UTF-8 text file, one sentence per line ('-' for stdin)")
+    text.add_argument("file", type=Path, metavar="FILE", help="UTF-8 text file, one text per line ('-' for stdin)")
     text.add_argument("--out", type=Path, default=None, metavar="CSV", help="write the CSV here instead of stdout")
     text.add_argument("--weights", type=Path, default=None, metavar="DIR", help="MIAR weights folder")
+    text.add_argument("--language", type=english_only, default=None, metavar="en",
+                      help="score every line as English, whatever the language check says (the language "
+                      "column still shows it); by default a line that looks like another language is not scored")
     rep = sub.add_parser(
         "report", help="rebuild <stem>.png and <stem>.html from the CSVs in an output folder",
         parents=[logging_flags],
@@ -380,6 +414,10 @@ def _batches(lines: Iterator[tuple[int, str]], size: int) -> Iterator[list[tuple
         yield batch
 
 
+#: Lines refused by the language check that are named one by one; the rest are counted.
+TEXT_REFUSALS_LISTED = 10
+
+
 def text_command(args: argparse.Namespace) -> int:
     try:
         source = _open_text_lines(args.file)  # before anything heavy: a missing file is answered at once
@@ -392,10 +430,12 @@ def text_command(args: argparse.Namespace) -> int:
     from model.schema import polarity_of
     from pipeline.config import PipelineConfig
     from pipeline.output import TEXT_COLUMNS, TextRow, open_output, write_rows_csv
-    from pipeline.text_scoring import TextScorer
+    from pipeline.text_scoring import TextScorer, language_refusal
 
     config = PipelineConfig().with_overrides(weights_dir=args.weights)
     band = config.output.neutral_band
+    where = "stdin" if str(args.file) == "-" else str(args.file)
+    refused = forced = windowed = lines = 0
     try:
         size = os.fstat(source.fileno()).st_size if str(args.file) != "-" else 0
     except OSError:
@@ -408,9 +448,20 @@ def text_command(args: argparse.Namespace) -> int:
                 open_output(args.out) if args.out is not None else contextlib.nullcontext(sys.stdout)) as out:
             header_written = False
             for batch in _batches(_numbered_lines(source, args.file, bar.update), TEXT_BATCH_LINES):
-                scores = scorer.score([line for _, line in batch])
-                rows = [TextRow(n, line, float(score), polarity_of(float(score), band))
-                        for (n, line), score in zip(batch, scores)]
+                results = scorer.score_checked([line for _, line in batch], language=args.language)
+                rows = []
+                for (n, line), r in zip(batch, results):
+                    lines += 1
+                    windowed += int(r.windows > 1)
+                    if r.sentiment is None:
+                        refused += 1
+                        if refused <= TEXT_REFUSALS_LISTED:
+                            log.error("%s; not scored (--language en scores it anyway)",
+                                      language_refusal(f"{where}:{n}", r.language, r.evidence))
+                    elif r.language != "en":
+                        forced += 1
+                    polarity = "" if r.sentiment is None else polarity_of(r.sentiment, band)
+                    rows.append(TextRow(n, line, r.sentiment, polarity, r.language))
                 if header_written:
                     write_rows_csv(rows, (), out, config.output, header=False)
                 else:
@@ -424,6 +475,17 @@ def text_command(args: argparse.Namespace) -> int:
         return 1
     finally:
         bar.close()
+    if windowed:
+        log.info("%s longer than the encoder's window scored over overlapping windows, pooled",
+                 _count(windowed, "line"))
+    if forced:
+        log.warning("%s of %d %s like another language; scored as English (--language en)",
+                    _count(forced, "line"), lines, "looks" if forced == 1 else "look")
+    if refused:
+        log.error("%s of %d not scored: %s like another language (empty sentiment; --language en scores %s "
+                  "anyway)", _count(refused, "line"), lines, "it looks" if refused == 1 else "they look",
+                  "it" if refused == 1 else "them")
+        return 1
     return 0
 
 

@@ -3,6 +3,11 @@
     decode (probe once, audio) -> language check -> ASR -> utterances -> voice
     -> face (on a worker thread beside ASR) -> text -> align -> SampleInput per utterance
 
+The text step encodes each utterance's first word window (``pipeline.windows``): all of it when
+it fits the encoder's token limit, as for nearly every utterance. Scoring reads an utterance
+longer than that over overlapping windows (``window_inputs``, which encodes the later ones);
+dataset extraction stores the first window, the model's input of one labelled clip.
+
 Scoring (``pipeline.score.score_video``) and dataset extraction (``pipeline.extract``)
 both call ``featurize``, so training features are made exactly as inference makes them
 (``tests/test_extract.py`` compares the two). They differ only in how the words are
@@ -14,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,8 +28,8 @@ import numpy as np
 
 from extractors import face as face_mod
 from extractors.media import decode_audio, iter_frames, probe
-from extractors.records import FeatureTrack, Frame, Media
-from extractors.text import normalise_text
+from extractors.records import FeatureTrack, Frame, Media, TokenFeatures
+from extractors.text import TextEncoder, normalise_text
 from extractors.transcript import SAMPLE_RATE_HZ
 from extractors.voice import extract_voice
 from model.batch import SampleInput
@@ -34,8 +39,9 @@ from pipeline.errors import UnsupportedLanguageError
 from pipeline.models import Models
 from pipeline.records import AlignedUtterance, Utterance, VideoFeatures
 from pipeline.utterances import split_utterances
+from pipeline.windows import text_windows
 
-__all__ = ["Progress", "SEGMENTATIONS", "featurize", "encodable_words", "to_sample_input"]
+__all__ = ["Progress", "SEGMENTATIONS", "featurize", "encodable_words", "to_sample_input", "window_inputs"]
 
 #: ``progress(stage, done, total)``: seconds of media done in the named stage.
 Progress = Callable[[str, float, float], None]
@@ -152,8 +158,9 @@ def featurize(
     elif face.coverage < LOW_FACE_COVERAGE:
         warnings.append(f"face found in only {face.coverage:.0%} of sampled frames")
 
-    with _timed(seconds, "text"):
-        tokens = models.text_encoder.encode_batch([words for _, (words, _) in encodable])
+    with _timed(seconds, "text"):  # the first window of each utterance: all its words when they fit
+        encoder = models.text_encoder
+        tokens = encoder.encode_batch([_first_window(words, encoder) for _, (words, _) in encodable])
     report("text", total, total)
 
     with _timed(seconds, "align"):
@@ -174,12 +181,58 @@ def encodable_words(utterance: Utterance) -> tuple[list[str], np.ndarray]:
 
 
 def to_sample_input(aligned: AlignedUtterance) -> SampleInput:
-    """The model's input for one utterance: text tokens with voice and face spread onto them."""
-    ids = aligned.tokens.word_ids
-    audio, audio_mask = spread_to_tokens(aligned.audio_words, aligned.audio_present, ids)
-    vision, vision_mask = spread_to_tokens(aligned.vision_words, aligned.vision_present, ids)
+    """The model's input for one utterance (its first window): text tokens with voice and face spread onto them."""
+    return _window_input(aligned, aligned.tokens, 0)
+
+
+def window_inputs(
+    aligned: Sequence[AlignedUtterance], samples: Sequence[SampleInput], encoder: TextEncoder
+) -> list[tuple[list[SampleInput], np.ndarray]]:
+    """Every window's model input of each utterance, and the windows' pooling weights.
+
+    An utterance that fits the encoder is its one sample from ``featurize`` (nothing is encoded
+    again). A longer one is read in overlapping windows of whole words; ``featurize`` encoded
+    the first, the rest are encoded here in one batch, each window carrying the voice and
+    face rows of its own words.
+
+    Args:
+        aligned: ``VideoFeatures.aligned``.
+        samples: ``VideoFeatures.samples`` (one per utterance: its first window).
+        encoder: The text encoder that made them.
+
+    Returns:
+        Per utterance: its window inputs in order and their weights (``pipeline.windows.text_windows``),
+        ready for ``pipeline.windows.pool``.
+    """
+    out: list[tuple[list[SampleInput], np.ndarray]] = [([s], np.ones(1)) for s in samples]
+    later: list[tuple[int, int, int]] = []  # (utterance, start, end) of every window after the first
+    for i, a in enumerate(aligned):
+        if int(a.tokens.word_ids.max(initial=-1)) + 1 >= len(a.words):
+            continue  # the first window holds every word
+        windows, weights = text_windows(a.words, encoder)
+        if len(windows) > 1:
+            out[i] = ([samples[i]], weights)
+            later.extend((i, start, end) for start, end in windows[1:])
+    encoded = encoder.encode_batch([aligned[i].words[start:end] for i, start, end in later]) if later else []
+    for (i, start, _), tokens in zip(later, encoded):
+        out[i][0].append(_window_input(aligned[i], tokens, start))
+    return out
+
+
+def _first_window(words: list[str], encoder: TextEncoder) -> list[str]:
+    """The words of the first window ``words`` are read in: all of them when they fit the encoder."""
+    windows, _ = text_windows(words, encoder)
+    return words[:windows[0][1]]
+
+
+def _window_input(aligned: AlignedUtterance, tokens: TokenFeatures, start: int) -> SampleInput:
+    """The model's input for the window of ``aligned``'s words from ``start`` that ``tokens`` encode
+    (their ``word_ids`` count from ``start``): each word's voice and face rows spread onto its tokens."""
+    ids = tokens.word_ids
+    audio, audio_mask = spread_to_tokens(aligned.audio_words[start:], aligned.audio_present[start:], ids)
+    vision, vision_mask = spread_to_tokens(aligned.vision_words[start:], aligned.vision_present[start:], ids)
     return SampleInput(
-        text=aligned.tokens.values,
+        text=tokens.values,
         text_mask=np.ones(len(ids), dtype=bool),
         audio=audio if audio_mask.any() else None,
         audio_mask=audio_mask if audio_mask.any() else None,

@@ -248,19 +248,23 @@ class SummaryRow:
 
 @dataclass(frozen=True)
 class TextRow:
-    """One line of the CSV of ``python -m pipeline text``: one sentence scored by the text path.
+    """One line of the CSV of ``python -m pipeline text``: one line scored by the text path.
 
     Attributes:
         line: Line number in the input file (1-based).
         text: The line, stripped.
-        sentiment: Score in [-3, 3].
-        polarity: "negative", "neutral" or "positive".
+        sentiment: Score in [-3, 3]; None (empty) when the line was not scored: it looks like
+            another language and ``--language en`` was not given.
+        polarity: "negative", "neutral" or "positive"; "" when not scored.
+        language: The language check's result (``pipeline.languages.check_text_language``): "en",
+            or the language the line looks like (also when ``--language en`` scored it anyway).
     """
 
     line: int
     text: str
-    sentiment: float = _decimals(_SCORE)
+    sentiment: float | None = _decimals(_SCORE)
     polarity: str
+    language: str
 
     def rounded(self, options: OutputOptions) -> TextRow:
         """This row with the score rounded as written."""

@@ -9,6 +9,10 @@ model: the fused score of each utterance and what each modality says on its own
 (``LoadedMiar.predict_readings``). Stages, each timed in ``VideoResult.stage_seconds``:
 decode (probe + audio), asr, voice, face (frames are streamed, never all in memory; runs
 beside asr on a worker thread), text, align, model.
+
+An utterance longer than the text encoder's limit (128 tokens) is not cut: it is scored over
+overlapping word windows, each with the voice and face of its own words, and the window
+scores and readings are pooled (``pipeline.windows``). Utterances that fit are one window.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
+from model.batch import SampleInput
 from model.schema import MODALITIES, polarity_of
 from pipeline.config import PipelineConfig
-from pipeline.features import Progress, featurize
+from pipeline.features import Progress, featurize, window_inputs
 from pipeline.models import Models
 from pipeline.records import UtteranceScore, VideoResult
 from pipeline.signals import utterance_signals
+from pipeline.windows import pool
 
 __all__ = ["Progress", "score_video"]
 
@@ -56,10 +62,16 @@ def score_video(
     scores: tuple[UtteranceScore, ...] = ()
     used: tuple[str, ...] = ()
     if features.status == "ok":
+        assert models.text_encoder is not None  # featurize checked it
         started = time.perf_counter()
-        samples = list(features.samples)
-        sentiments = models.miar.predict(samples)
-        readings = models.miar.predict_readings(samples)  # (N, 3), NaN where a modality is absent
+        windows = window_inputs(features.aligned, features.samples, models.text_encoder)
+        seconds["text"] = seconds.get("text", 0.0) + time.perf_counter() - started
+        started = time.perf_counter()
+        samples = [sample for inputs, _ in windows for sample in inputs]
+        window_sentiments = models.miar.predict(samples)
+        window_readings = models.miar.predict_readings(samples)  # (K, 3), NaN where a modality is absent
+        sentiments = _pool_windows(window_sentiments, windows)
+        readings = np.stack(_pool_windows(window_readings, windows))  # (N, 3)
         seconds["model"] = time.perf_counter() - started
         if progress is not None:
             progress("model", features.duration_s, features.duration_s)
@@ -78,3 +90,12 @@ def score_video(
         face_coverage=features.face_coverage if features.media.has_video else None, utterances=scores,
         stage_seconds=seconds, warnings=features.warnings,
     )
+
+
+def _pool_windows(values: np.ndarray, windows: list[tuple[list[SampleInput], np.ndarray]]) -> list[np.ndarray]:
+    """Each utterance's pooled value from ``values``, one row per window (every utterance's windows in turn)."""
+    pooled, start = [], 0
+    for inputs, weights in windows:
+        pooled.append(pool(values[start:start + len(inputs)], weights))
+        start += len(inputs)
+    return pooled

@@ -247,6 +247,8 @@ def test_skip_existing_resumes(tmp_path: Path, example_clip: Path, caplog: pytes
     (["run", "x.mp4", "--language", "klingon"], "argument --language: 'klingon' is not a Whisper language code"),
     (["extract", "--dataset", "d", "--out", "o", "--workers", "0"], "argument --workers: '0' must be 1 or more"),
     (["extract", "--dataset", "d", "--out", "o", "--workers", "-2"], "argument --workers: '-2' must be 1 or more"),
+    (["text", "f.txt", "--language", "de"], "argument --language: 'de': the sentiment model reads English only"),
+    (["text", "f.txt", "--language", "klingon"], "argument --language: 'klingon' is not a Whisper language code"),
 ])
 def test_bad_argument_values_are_refused_by_the_parser(repo_root: Path, args: list[str], message: str):
     code, heavy, stderr = run_light(repo_root, *args)
@@ -263,6 +265,16 @@ def test_good_argument_values_reach_the_config():
     assert (config.media.frame_fps, config.media.max_duration_s, config.asr.language) == (2.5, 60.0, "de")
     assert PipelineConfig().media.max_duration_s == 21600
     assert build_parser().parse_args(["extract", "--dataset", "d", "--out", "o", "--workers", "3"]).workers == 3
+    assert build_parser().parse_args(["text", "f.txt", "--language", "EN"]).language == "en"
+    assert build_parser().parse_args(["text", "f.txt"]).language is None
+
+
+def test_text_help_says_how_long_lines_and_other_languages_are_handled(capsys: pytest.CaptureFixture):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["text", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--language en" in out and "language column" in out and "exit code is 1" in out
+    assert "Long lines are not cut" in out and "overlapping" in out
 
 
 @pytest.mark.slow

@@ -134,7 +134,7 @@ def test_columns_are_the_row_record_fields():
     )
     assert SUMMARY_COLUMNS == ("video", "status", "duration_s", "utterances", "mean_sentiment", "language",
                                "face_coverage", "seconds", "csv", "error", "weights_sha256", "asr_model", "version")
-    assert TEXT_COLUMNS == ("line", "text", "sentiment", "polarity")
+    assert TEXT_COLUMNS == ("line", "text", "sentiment", "polarity", "language")
 
 
 def test_csv_and_jsonl_read_back_to_the_same_row(tmp_path: Path):
@@ -191,8 +191,10 @@ def test_summary_reads_back(tmp_path: Path):
 
 def test_text_rows(tmp_path: Path):
     with open_output(tmp_path / "t.csv") as f:
-        write_rows_csv([TextRow(1, "so, good", 1.23456, "positive")], TEXT_COLUMNS, f, OutputOptions())
-    assert (tmp_path / "t.csv").read_text() == 'line,text,sentiment,polarity\n1,"so, good",1.235,positive\n'
+        write_rows_csv([TextRow(1, "so, good", 1.23456, "positive", "en"),
+                        TextRow(2, "das ist gut und so", None, "", "de")], TEXT_COLUMNS, f, OutputOptions())
+    assert (tmp_path / "t.csv").read_text() == ('line,text,sentiment,polarity,language\n'
+                                                '1,"so, good",1.235,positive,en\n2,das ist gut und so,,,de\n')
 
 
 def test_missing_is_written_empty_never_as_zero(tmp_path: Path):
