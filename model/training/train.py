@@ -2,12 +2,13 @@
 
 Two kinds of data, one loop (``model.training.loop.train_model``):
 
-- the curated sources of the config (default ``model/training/configs/miar-v1.json``,
-  written to ``weights/miar-v1``): text "mosi" (train), "vader" (train; a fixed 10% slice
+- the curated sources of the config (default ``model/training/configs/miar-v2.json``,
+  written to ``weights/miar-v2``): text "mosi" (train), "mosei" (train; its valid split
+  selects beside MOSI dev), "vader" (train; a fixed 10% slice
   is held out), "sst5" (train), "meld" (train; 3-class auxiliary head only); audio "emodb"
   (speakers 03 and 08 held out), "speech_valence" (every 5th file held out); vision
   "taiwan" (performers whose id is a multiple of 5 held out), "muxspace" (~20% of people
-  held out). The epoch is selected on MOSI dev; MOSI test is never read here. Features
+  held out). The epoch is selected on MOSI dev (+ MOSEI valid); MOSI test is never read here. Features
   come from on-disk caches, so only the first run extracts.
 - ``--features FEATURES_DIR`` from ``python -m pipeline extract`` (default config
   ``model/training/configs/features.json``; ``--out`` is required so that the shipped
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 #: The training configs shipped with the code.
 CONFIGS = Path(__file__).resolve().parent / "configs"
 #: The config of the shipped weights (curated sources).
-DEFAULT_CONFIG = CONFIGS / "miar-v1.json"
+DEFAULT_CONFIG = CONFIGS / "miar-v2.json"
 #: The default config for ``--features``.
 FEATURES_CONFIG = CONFIGS / "features.json"
 
@@ -110,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"training config JSON (default {DEFAULT_CONFIG.name}, with --features "
                         f"{FEATURES_CONFIG.name}, both in model/training/configs/)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="weights folder to write (default weights/miar-v1; required with --features)")
+                        help="weights folder to write (default weights/miar-v2; required with --features)")
     parser.add_argument("--sources", default=None,
                         help="override the config's sources, e.g. mosi,vader,meld,emodb,taiwan (their source_weights "
                         "are kept; options they give nothing to act on are refused)")
