@@ -462,3 +462,14 @@ def test_miar_text_layers_continue_the_frozen_encoder_exactly() -> None:
         tuned = model.tune_text(x, mask).numpy()
     for i, f in enumerate(high):
         np.testing.assert_allclose(tuned[i, : len(f.values)], f.values, atol=1e-4)
+
+
+@requires_shared
+def test_mosei_has_the_standard_train_and_valid_folds_without_html_entities() -> None:
+    from model.training.corpora import load_mosei
+
+    mosei = load_mosei(SHARED)
+    assert {k: len(v) for k, v in mosei.items()} == {"train": 14700, "valid": 1759}
+    assert not any("&amp;" in t for t in mosei["train"].texts)
+    assert all(-3 <= y <= 3 for y in mosei["valid"].labels)
+    assert len(set(mosei["train"].ids)) == 14700  # video_id/clip_id is unique

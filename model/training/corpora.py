@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import html
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,6 +95,17 @@ def make_corpus(name: str, split: str, rows: list[tuple[str, str, float]]) -> Te
     )
 
 
+def _label_csv_corpora(
+    name: str, path: Path, row_id: Callable[[dict[str, str]], str], text: Callable[[str], str] = str,
+) -> dict[str, TextCorpus]:
+    """Corpora by split of an MMSA-style ``label.csv`` (``text``, ``label``, ``mode`` columns)."""
+    splits: dict[str, list[tuple[str, str, float]]] = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            splits.setdefault(row["mode"], []).append((row_id(row), text(row["text"]), float(row["label"])))
+    return {split: make_corpus(name, split, rows) for split, rows in splits.items()}
+
+
 def load_mosi(shared: Path | None = None) -> dict[str, TextCorpus]:
     """CMU-MOSI manual transcripts and labels, by standard split ("train", "dev", "test").
 
@@ -102,12 +115,7 @@ def load_mosi(shared: Path | None = None) -> dict[str, TextCorpus]:
     Raises:
         FileNotFoundError: ``data/mosi/label.csv`` is not under ``shared``.
     """
-    path = _data(shared, "mosi") / "label.csv"
-    splits: dict[str, list[tuple[str, str, float]]] = {}
-    with open(path, newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            splits.setdefault(row["mode"], []).append((row["id"], row["text"], float(row["label"])))
-    return {split: make_corpus("mosi", split, rows) for split, rows in splits.items()}
+    return _label_csv_corpora("mosi", _data(shared, "mosi") / "label.csv", lambda row: row["id"])
 
 
 def load_mosei(shared: Path | None = None) -> dict[str, TextCorpus]:
@@ -120,15 +128,8 @@ def load_mosei(shared: Path | None = None) -> dict[str, TextCorpus]:
     Raises:
         FileNotFoundError: ``data/mosei/label.csv`` is not under ``shared``.
     """
-    import html
-
-    path = _data(shared, "mosei") / "label.csv"
-    splits: dict[str, list[tuple[str, str, float]]] = {}
-    with open(path, newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            splits.setdefault(row["mode"], []).append(
-                (f"{row['video_id']}/{row['clip_id']}", html.unescape(row["text"]), float(row["label"])))
-    return {split: make_corpus("mosei", split, rows) for split, rows in splits.items()}
+    return _label_csv_corpora("mosei", _data(shared, "mosei") / "label.csv",
+                              lambda row: f"{row['video_id']}/{row['clip_id']}", html.unescape)
 
 
 def load_vader(shared: Path | None = None, dev_fraction: float = 0.1, seed: int = 0) -> dict[str, TextCorpus]:

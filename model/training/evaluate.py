@@ -14,10 +14,10 @@
   and MOSEI valid rows labelled exactly 0, VADER held-out rows with |label| <= 0.25
   (``baselines.VADER_NEUTRAL``); recall (share of neutral rows scored neutral) and precision
   (share of rows scored neutral that are rated neutral), pooled and per set.
-- ``--seeds 0,1,2``: trains the config (``--config``, default model/training/configs/miar-v1.json)
+- ``--seeds 0,1,2``: trains the config (``--config``, default model/training/configs/miar-v2.json)
   once per seed with the one training loop into ``<cache>/runs/`` (reused when present),
   then prints mean ± std.
-- ``--ablations``: the same for the variants of ``ABLATIONS`` and the full config, all at
+- ``--ablations``: the same for the variants of ``ABLATIONS`` (the shipped config with one change), at
   ``--ablation-epochs``.
 - ``--probes``: polarity accuracy of ``--weights`` (default: the shipped weights) on our own
   probe sentences (``tests/data/probe_sentences.csv``), per category, with every miss.
@@ -69,7 +69,7 @@ from model.training.corpora import (
     load_vader,
 )
 from model.training.loop import TrainOptions, train_model
-from model.training.train import DEFAULT_CONFIG, write_weights
+from model.training.train import DEFAULT_CONFIG, resume_file, write_weights
 from pipeline.config import PipelineConfig
 from pipeline.models import Models
 from storage.files import write_text_atomic
@@ -120,21 +120,20 @@ TEXT_ONLY: dict[str, Any] = {"mix_rate": 0.0, "modality_dropout": 0.0, "align_we
 #: Without MELD there is no class target: no class loss, no class head ("dims": {"n_classes": 0}).
 NO_CLASSES: dict[str, Any] = {"class_weight": 0.0}
 #: Ablation variants: name -> (description, overrides of TrainOptions fields; "dims"/"text" merge).
+#: Each is the shipped config with one change (the last two differ from each other only in MOSEI).
 ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
-    "full MIAR": ("the config as is", {}),
-    "text-only regressor": ("the config's text sources only (MOSI, VADER, MELD); audio/vision never seen",
-                            {"sources": ("mosi", "vader", "meld"), **TEXT_ONLY}),
-    "no interaction tokens": ("global tokens = own pooled summaries, no cross-modal attention",
-                              {"dims": {"interaction": False}}),
-    "no contrastive loss": ("align_weight 0", {"align_weight": 0.0}),
-    "MiniLM, MOSI text only": ("MOSI train only, MiniLM-L6 tokens (pair with the next row)",
-                               {"sources": ("mosi",), **TEXT_ONLY, **NO_CLASSES, "dims": {"n_classes": 0}}),
-    "MPNet, MOSI text only": ("MOSI train only, all-mpnet-base-v2 tokens (768-d)",
-                              {"sources": ("mosi",), **TEXT_ONLY, **NO_CLASSES,
-                               "text": {"encoder": "all-mpnet-base-v2"}, "dims": {"text_dim": 768, "n_classes": 0}}),
+    "fine-tuned, 4 layers (shipped)": ("the config as is", {}),
+    "frozen MiniLM": ("no fine-tuned text layers: all 6 MiniLM layers frozen in the extractor, as miar-v1",
+                      {"dims": {"text_tune_layers": 0}, "text": {"layers": None}, "text_lr": None}),
+    "fine-tuned, 2 layers": ("MiniLM's top 2 layers fine-tuned (4 frozen in the extractor)",
+                             {"dims": {"text_tune_layers": 2}, "text": {"layers": 4}}),
+    "fine-tuned, 2 layers, no MOSEI": ("as the previous row, without MOSEI train (selection on MOSI dev only)",
+                                       {"dims": {"text_tune_layers": 2}, "text": {"layers": 4},
+                                        "sources": ("mosi", "vader", "sst5", "meld", "emodb", "speech_valence",
+                                                    "taiwan", "muxspace")}),
 }
 #: Variants scored on MOSI test only (their encoder's features for the other text sets are not cached).
-MOSI_ONLY_EVAL: frozenset[str] = frozenset({"MiniLM, MOSI text only", "MPNet, MOSI text only"})
+MOSI_ONLY_EVAL: frozenset[str] = frozenset()
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -428,7 +427,8 @@ def train_seeds(
             key = (options.sources, options.text)
             if data is None or key != data_key:
                 data, data_key = load_training_data(options, shared, cache), key
-            write_weights(folder, train_model(options, data, log_every_epoch=False), data.spec)
+            trained = train_model(options, data, log_every_epoch=False, resume_path=resume_file(folder))
+            write_weights(folder, trained, data.spec)
         scores = evaluate_weights(folder, shared, cache, text_sets)
         with open(folder / "config.json", encoding="utf-8") as f:
             scores["train_seconds"] = json.load(f)["training"]["train_seconds"]
@@ -518,7 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ablations", action="store_true",
                         help="train and score every ablation variant (evaluate.ABLATIONS) and the full config, "
                              "each at --ablation-epochs and every seed")
-    parser.add_argument("--ablation-epochs", type=int, default=4, help="epochs of every ablation run (default 4)")
+    parser.add_argument("--ablation-epochs", type=int, default=None,
+                        help="epochs of every ablation run (default: the config's)")
     parser.add_argument("--baseline", action="store_true",
                         help="compare MIAR (--weights, default the shipped weights) with VADER and ridges on frozen "
                              "MiniLM-L6 and all-mpnet-base-v2 embeddings on the same rows of MOSI test, MOSEI "
@@ -577,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write("(peer rows: MELD3 is MIAR's class head only; the peer tables compare every model by the "
                          "polarity of its score)\n\n" + format_baseline(baseline) + "\n")
     if args.ablations:
-        sys.stdout.write(f"(ablation runs: {args.ablation_epochs} epochs each, seeds {seeds})\n")
+        sys.stdout.write(f"(ablation runs: {args.ablation_epochs or 'the config'}'s epochs each, seeds {seeds})\n")
     return 0
 
 
