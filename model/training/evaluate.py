@@ -43,6 +43,7 @@ import argparse
 import hashlib
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -313,7 +314,8 @@ def ridge_peer(
     """
     train, selection = _ridge_text(shared)
     pooled: dict[tuple[str, str], np.ndarray] = {}
-    with Models.load(PipelineConfig(text=options), parts=("text",)) as models:
+    # a bulk encoding of ~48k sentences: every core (the pipeline's default of one thread suits short clips)
+    with Models.load(PipelineConfig(text=options, torch_threads=os.cpu_count() or 1), parts=("text",)) as models:
         assert models.text_encoder is not None
         encoder = models.text_encoder
 
