@@ -35,7 +35,7 @@ OPTIONAL: tuple[Path, ...] = (RAY, TRAIN)
 #: Installed by ``python -m venv`` and upgraded by the README's first step: never pinned.
 INSTALLER = frozenset({"pip"})
 #: Imports of optional packages that may be absent from the venv: module -> (distribution, the file pinning it).
-OPTIONAL_IMPORTS: dict[str, tuple[str, Path]] = {"ray": ("ray", RAY)}
+OPTIONAL_IMPORTS: dict[str, tuple[str, Path]] = {"ray": ("ray", RAY), "vaderSentiment": ("vadersentiment", TRAIN)}
 #: Where a layer's third-party imports may be pinned as direct dependencies.
 IMPORT_HOMES: dict[str, tuple[Path, ...]] = {
     "model.training": (RUNTIME, TRAIN),

@@ -362,6 +362,19 @@ def test_shipped_weights_score_obvious_sentences() -> None:
     assert negative < -1.0
 
 
+@pytest.mark.slow
+@NEEDS_WEIGHTS
+def test_shipped_weights_loaded_twice_score_identically() -> None:
+    from extractors.text import TextEncoder, TextOptions, normalise_text
+
+    first, second = _load(SHIPPED), _load(SHIPPED)
+    assert first.text_layers == 2 and len(first._model.text_layers) == 4  # 2 frozen + 4 fine-tuned = MiniLM's 6
+    encoder = TextEncoder(TextOptions(encoder=first.text_encoder, layers=first.text_layers))
+    feats = encoder.encode_batch([normalise_text(s).split() for s in ("Not bad at all.", "The meeting is at 3 pm.")])
+    samples = [SampleInput(text=f.values, text_mask=np.ones(len(f.tokens), dtype=bool)) for f in feats]
+    assert np.array_equal(first.predict(samples), second.predict(samples))
+
+
 @NEEDS_WEIGHTS
 def test_shipped_config_lists_every_trained_modality_and_source() -> None:
     config = json.loads((SHIPPED / "config.json").read_text())
