@@ -289,18 +289,27 @@ def _scores(miar: LoadedMiar, encoder: TextEncoder, max_tokens: int, shared: Pat
     return scores, preds
 
 
-def _ridge_text(shared: Path | None) -> tuple[list[TextCorpus], list[TextCorpus]]:
-    """The ridge peers' training text (the shipped config's: MOSI, MOSEI, VADER, SST-5 train) and selection sets
-    (MOSI dev, MOSEI valid)."""
+#: The ridge peers' training text by default: the shipped config's regression text.
+RIDGE_TEXT: tuple[str, ...] = ("mosi", "mosei", "vader", "sst5")
+
+
+def _ridge_text(shared: Path | None, sources: tuple[str, ...] = RIDGE_TEXT) -> tuple[list[TextCorpus],
+                                                                                   list[TextCorpus]]:
+    """The ridge peers' training text (``sources``' train splits; by default the shipped config's: MOSI, MOSEI,
+    VADER, SST-5) and selection sets (MOSI dev, MOSEI valid)."""
+    unknown = sorted(set(sources) - set(RIDGE_TEXT))
+    if unknown or "mosi" not in sources:
+        raise ValueError(f"ridge text {list(sources)}: 'mosi' and only {list(RIDGE_TEXT)}")
     mosi, mosei = load_mosi(shared), load_mosei(shared)
-    train = [mosi["train"], mosei["train"], load_vader(shared, seed=VADER_SPLIT_SEED)["train"],
-             load_sst5(shared)["train"]]
-    return train, [mosi["dev"], mosei["valid"]]
+    loaders = {"mosi": lambda: mosi["train"], "mosei": lambda: mosei["train"],
+               "vader": lambda: load_vader(shared, seed=VADER_SPLIT_SEED)["train"],
+               "sst5": lambda: load_sst5(shared)["train"]}
+    return [loaders[name]() for name in RIDGE_TEXT if name in sources], [mosi["dev"], mosei["valid"]]
 
 
 def ridge_peer(
     options: TextOptions, held: dict[str, tuple[TextCorpus, np.ndarray | None]], shared: Path | None = None,
-    cache: Path | None = None,
+    cache: Path | None = None, text: tuple[str, ...] = RIDGE_TEXT,
 ) -> tuple[bl.RidgeFit, dict[str, np.ndarray]]:
     """A ridge on frozen, mean-pooled sentence embeddings of ``options.encoder``, and its scores on ``held``.
 
@@ -312,7 +321,7 @@ def ridge_peer(
         ExtractionError: The encoder cannot be loaded.
         OSError: A corpus file is missing.
     """
-    train, selection = _ridge_text(shared)
+    train, selection = _ridge_text(shared, text)
     pooled: dict[tuple[str, str], np.ndarray] = {}
     # a bulk encoding of ~48k sentences: every core (the pipeline's default of one thread suits short clips)
     with Models.load(PipelineConfig(text=options, torch_threads=os.cpu_count() or 1), parts=("text",)) as models:
@@ -345,17 +354,21 @@ class BaselineReport:
         scores: Model -> its ``COLUMNS`` / ``NEUTRAL_COLUMNS`` scores (MIAR's has every held-out score).
         comparison: Every model on the same rows, with MIAR-minus-peer intervals.
         alphas: Ridge peer -> the strength its selection picked.
+        ridge_text: The ridges' training text, e.g. "MOSI+MOSEI+VADER+SST-5".
     """
 
     reference: str
     scores: dict[str, dict[str, float]]
     comparison: bl.PeerComparison
     alphas: dict[str, float]
+    ridge_text: str = "MOSI+MOSEI+VADER+SST-5"
 
 
 def run_baseline(weights: Path, shared: Path | None = None, cache: Path | None = None,
-                 peers: tuple[str, ...] = ("VADER", *RIDGE_PEERS)) -> BaselineReport:
-    """MIAR ``weights`` and its peers (``peers``: "VADER" and names of ``RIDGE_PEERS``) on the rows of ``PEER_SETS``.
+                 peers: tuple[str, ...] = ("VADER", *RIDGE_PEERS), sets: tuple[str, ...] = PEER_SETS,
+                 ridge_text: tuple[str, ...] = RIDGE_TEXT) -> BaselineReport:
+    """MIAR ``weights`` and its peers (``peers``: "VADER" and names of ``RIDGE_PEERS``) on the rows of ``sets``,
+    the ridges trained on ``ridge_text``'s train splits.
 
     Raises:
         CheckpointError: The weights cannot be loaded.
@@ -366,9 +379,9 @@ def run_baseline(weights: Path, shared: Path | None = None, cache: Path | None =
     shared = shared or shared_dir()
     if "VADER" in peers:
         bl.vader_scores(["check"])  # fail before the long encodings, not after them
-    held = held_out_text(shared, PEER_SETS)
+    held = held_out_text(shared, sets)
     reference = f"MIAR {Path(weights).name}"
-    miar_scores, miar_preds = _evaluate(Path(weights), shared, cache, PEER_SETS)
+    miar_scores, miar_preds = _evaluate(Path(weights), shared, cache, sets)
     predictions: dict[str, dict[str, np.ndarray]] = {reference: miar_preds}
     scores: dict[str, dict[str, float]] = {reference: miar_scores}
     alphas: dict[str, float] = {}
@@ -377,13 +390,14 @@ def run_baseline(weights: Path, shared: Path | None = None, cache: Path | None =
         if peer == "VADER":
             predictions[peer] = {name: bl.vader_scores(corpus.texts) for name, (corpus, _) in held.items()}
         else:
-            fit, predictions[peer] = ridge_peer(RIDGE_PEERS[peer], held, shared, cache)
+            fit, predictions[peer] = ridge_peer(RIDGE_PEERS[peer], held, shared, cache, ridge_text)
             alphas[peer] = fit.alpha
         scores[peer] = text_set_scores(held, predictions[peer])
         log.info("%s: done in %.0f s", peer, time.perf_counter() - start)
-    sets = [bl.PeerSet(name, SET_TITLES[name], held[name][0].labels if classes is None else classes,
+    peer_sets = [bl.PeerSet(name, SET_TITLES[name], held[name][0].labels if classes is None else classes,
                        is_classes=classes is not None) for name, (_, classes) in held.items()]
-    return BaselineReport(reference, scores, bl.compare_peers(sets, predictions, reference), alphas)
+    return BaselineReport(reference, scores, bl.compare_peers(peer_sets, predictions, reference), alphas,
+                          "+".join(SET_TITLES[name].split()[0] for name in ridge_text))
 
 
 def _variant_options(config: Path, overrides: dict[str, Any], seed: int, epochs: int | None) -> TrainOptions:
@@ -477,7 +491,7 @@ def format_baseline(report: BaselineReport) -> str:
     """The peer tables of ``--baseline`` with the ridge strengths picked."""
     alphas = ", ".join(f"{peer} alpha {alpha:g}" for peer, alpha in report.alphas.items())
     return "\n".join([
-        f"Peers on the same rows ({alphas}; ridges trained on MOSI+MOSEI+VADER+SST-5 train, alpha picked on "
+        f"Peers on the same rows ({alphas}; ridges trained on {report.ridge_text} train, alpha picked on "
         "MOSI dev + MOSEI valid; MELD: polarity of the score for every model; accuracies in %)",
         bl.format_peer_tables(report.comparison)])
 
@@ -495,6 +509,10 @@ def _probe_text(weights: Path | None) -> str:
     lines += [f"  {category:16s} {right}/{total}" for category, (right, total) in report.by_category.items()]
     lines += [f"  miss {score:+.2f} (expected {probe.expected}): {probe.text}" for score, probe in report.misses]
     return "\n".join(lines)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -528,6 +546,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--peers", default=",".join(("VADER", *RIDGE_PEERS)),
                         help="with --baseline: the peers to compare, comma-separated (default: all: "
                              f"{', '.join(('VADER', *RIDGE_PEERS))})")
+    parser.add_argument("--peer-sets", default=",".join(PEER_SETS),
+                        help=f"with --baseline: the held-out sets compared (default: {','.join(PEER_SETS)})")
+    parser.add_argument("--ridge-text", default=",".join(RIDGE_TEXT),
+                        help=f"with --baseline: the ridges' training text (default: the shipped config's, "
+                             f"{','.join(RIDGE_TEXT)}; 'mosi' required)")
     parser.add_argument("--probes", action="store_true",
                         help="polarity accuracy of --weights (default: shipped) on tests/data/probe_sentences.csv, "
                              "per category, with every miss")
@@ -559,7 +582,8 @@ def main(argv: list[str] | None = None) -> int:
             unknown = sorted(set(peers) - {"VADER", *RIDGE_PEERS})
             if unknown:
                 raise ValueError(f"--peers: unknown {unknown}; choose from VADER, {', '.join(RIDGE_PEERS)}")
-            baseline = run_baseline(args.weights or PipelineConfig().weights_dir, shared, peers=peers)
+            baseline = run_baseline(args.weights or PipelineConfig().weights_dir, shared, peers=peers,
+                                    sets=_names(args.peer_sets), ridge_text=_names(args.ridge_text))
             rows.update({name: [scores] for name, scores in baseline.scores.items()})
         elif args.weights is not None:
             rows[f"{args.weights.name}"] = [evaluate_weights(args.weights, shared)]
