@@ -136,6 +136,12 @@ class TextEncoder:
         return len(self._model.encoder.layer)
 
     @property
+    def recorded_layers(self) -> int | None:
+        """The depth as weights, feature caches and manifests record it: ``layers`` when this
+        extractor stops below the top, None when it runs the whole encoder."""
+        return None if self.layers == self.total_layers else self.layers
+
+    @property
     def max_words_tokens(self) -> int:
         """Sub-word tokens of words one utterance may hold: ``max_tokens`` less [CLS] and [SEP]."""
         return self._options.max_tokens - 2

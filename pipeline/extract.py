@@ -419,12 +419,9 @@ def extract_dataset(dataset: Path, out: Path, config: PipelineConfig | None = No
         ExtractionError, CheckpointError: The models cannot be loaded.
     """
     config = config or PipelineConfig()
-    if models is not None and models.text_encoder is not None and models.text_encoder.layers != (
-            config.text.layers or models.text_encoder.total_layers):
+    if models is not None and models.text_encoder is not None:
         # models loaded with weights run the encoder as deep as those weights say: record what was run
-        layers = models.text_encoder.layers
-        config = replace(config, text=replace(config.text, layers=None if layers == models.text_encoder.total_layers
-                                              else layers))
+        config = replace(config, text=replace(config.text, layers=models.text_encoder.recorded_layers))
     specs = read_label_csv(dataset)
     _check_folders_inside(dataset, out, specs)
     try:

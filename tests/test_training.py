@@ -269,6 +269,7 @@ class _FakeEncoder:
 
     name = "fake-encoder"
     layers = total_layers = 6
+    recorded_layers = None
 
     def __init__(self) -> None:
         self.calls = 0

@@ -115,7 +115,6 @@ def load_training_data(options: TrainOptions, shared: Path | None = None, cache:
             dev_labels = np.concatenate([dev_labels, mosei["valid"].labels])
             dev_name = "MOSI dev + MOSEI valid"
         text_init = encoder.weights_of_layers() if options.dims.text_tune_layers > 0 else None
-        text_layers = encoder.layers if encoder.layers != encoder.total_layers else None
     loaders = {"emodb": src.load_emodb, "speech_valence": src.load_speech_valence,
                "taiwan": src.load_taiwan, "muxspace": src.load_muxspace}
     for name, load in loaders.items():
@@ -124,7 +123,7 @@ def load_training_data(options: TrainOptions, shared: Path | None = None, cache:
             samples[name], labels[name] = list(part.samples), part.labels
             classes[name] = np.full(len(part), NO_CLASS, np.int64)
     spec = FeatureSpec(options.text.encoder, TEXT_EXTRACTOR_VERSION, options.text.max_tokens,
-                       voice_mod.COLUMNS, face_mod.COLUMNS, text_layers)
+                       voice_mod.COLUMNS, face_mod.COLUMNS, encoder.recorded_layers)
     return TrainingData(
         samples, labels, classes, _curated_kinds(tuple(samples)), dev_samples, dev_labels, dev_name, spec,
         notes={"label_mappings": {n: LABEL_MAPPINGS[n] for n in SOURCE_MODALITY}}, text_init=text_init,

@@ -201,8 +201,8 @@ def load_meld(shared: Path | None = None) -> dict[str, tuple[TextCorpus, np.ndar
 
 def _cache_key(corpus: TextCorpus, encoder: TextEncoder, max_tokens: int) -> str:
     digest = hashlib.sha256(f"{encoder.name}\n{TEXT_EXTRACTOR_VERSION}\n{max_tokens}\n".encode())
-    if encoder.layers != encoder.total_layers:  # features of the frozen lower layers only
-        digest.update(f"layers {encoder.layers}\n".encode())
+    if encoder.recorded_layers is not None:  # features of the frozen lower layers only
+        digest.update(f"layers {encoder.recorded_layers}\n".encode())
     for text in corpus.texts:
         digest.update(text.encode())
         digest.update(b"\n")
