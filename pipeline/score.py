@@ -22,14 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from model.batch import SampleInput
 from model.schema import MODALITIES, polarity_of
 from pipeline.config import PipelineConfig
 from pipeline.features import Progress, featurize, window_inputs
 from pipeline.models import Models
 from pipeline.records import UtteranceScore, VideoResult
 from pipeline.signals import utterance_signals
-from pipeline.windows import pool
+from pipeline.windows import pool_rows
 
 __all__ = ["Progress", "score_video"]
 
@@ -70,8 +69,11 @@ def score_video(
         samples = [sample for inputs, _ in windows for sample in inputs]
         window_sentiments = models.miar.predict(samples)
         window_readings = models.miar.predict_readings(samples)  # (K, 3), NaN where a modality is absent
-        sentiments = _pool_windows(window_sentiments, windows)
-        readings = np.stack(_pool_windows(window_readings, windows))  # (N, 3)
+        bounds = np.cumsum([0] + [len(inputs) for inputs, _ in windows])
+        rows = [range(a, b) for a, b in zip(bounds[:-1], bounds[1:])]  # each utterance's windows, in turn
+        weights = [w for _, w in windows]
+        sentiments = pool_rows(window_sentiments, rows, weights)
+        readings = np.stack(pool_rows(window_readings, rows, weights))  # (N, 3)
         seconds["model"] = time.perf_counter() - started
         if progress is not None:
             progress("model", features.duration_s, features.duration_s)
@@ -91,11 +93,3 @@ def score_video(
         stage_seconds=seconds, warnings=features.warnings,
     )
 
-
-def _pool_windows(values: np.ndarray, windows: list[tuple[list[SampleInput], np.ndarray]]) -> list[np.ndarray]:
-    """Each utterance's pooled value from ``values``, one row per window (every utterance's windows in turn)."""
-    pooled, start = [], 0
-    for inputs, weights in windows:
-        pooled.append(pool(values[start:start + len(inputs)], weights))
-        start += len(inputs)
-    return pooled

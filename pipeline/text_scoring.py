@@ -29,7 +29,7 @@ from pipeline.config import PipelineConfig
 from pipeline.errors import PipelineError, UnsupportedLanguageError
 from pipeline.languages import ENGLISH, LANGUAGE_NAMES, TextLanguage, check_text_language
 from pipeline.models import Models
-from pipeline.windows import pool, text_windows
+from pipeline.windows import pool_rows, text_windows
 
 __all__ = ["TextScore", "TextScorer", "score_texts", "language_refusal"]
 
@@ -142,7 +142,7 @@ class TextScorer:
         rows: list[list[int]] = [[i] for i in range(len(texts))]  # each text's rows in window_scores, in order
         for row, (i, _, _) in enumerate(later, start=len(texts)):
             rows[i].append(row)
-        scores = np.array([pool(window_scores[r], weights) for r, (_, weights) in zip(rows, plans)], np.float32)
+        scores = np.array(pool_rows(window_scores, rows, [weights for _, weights in plans]), np.float32)
         return scores, [len(windows) for windows, _ in plans]
 
     def close(self) -> None:

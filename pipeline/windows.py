@@ -28,7 +28,7 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["OVERLAP", "Tokenizer", "text_windows", "plan_windows", "window_weights", "pool"]
+__all__ = ["OVERLAP", "Tokenizer", "text_windows", "plan_windows", "window_weights", "pool", "pool_rows"]
 
 
 class Tokenizer(Protocol):
@@ -154,3 +154,17 @@ def pool(scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         pooled = np.where(total > 0, (np.where(have, values, 0.0) * w).sum(axis=0) / total, np.nan)
     return pooled.astype(np.float32).reshape(scores.shape[1:])
+
+
+def pool_rows(values: np.ndarray, rows: Sequence[Sequence[int]], weights: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """``pool`` for many texts whose windows were scored together in one array.
+
+    Args:
+        values: (K,) or (K, M) scores of every window of every text.
+        rows: Per text, the rows of ``values`` that hold its windows, in window order.
+        weights: Per text, its windows' weights (``text_windows``).
+
+    Returns:
+        Per text, its pooled score(s) (see ``pool``).
+    """
+    return [pool(values[list(r)], w) for r, w in zip(rows, weights)]
