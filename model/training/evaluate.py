@@ -40,7 +40,6 @@ and "miar"), the holder the pipeline itself uses. MOSI test is read here only, n
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -69,7 +68,7 @@ from model.training.corpora import (
     load_sst5,
     load_vader,
 )
-from model.training.loop import TrainOptions, train_model
+from model.training.loop import TrainOptions, options_key, train_model
 from model.training.train import DEFAULT_CONFIG, resume_file, write_weights
 from pipeline.config import PipelineConfig
 from pipeline.models import Models
@@ -428,8 +427,7 @@ def train_seeds(
     results, data, data_key = [], None, None
     for seed in seeds:
         options = _variant_options(config, overrides or {}, seed, epochs)
-        blob = json.dumps(options, default=lambda o: o.__dict__, sort_keys=True)
-        folder = root / hashlib.sha256(blob.encode()).hexdigest()[:16]
+        folder = root / options_key(options)[:16]
         scores_path = folder / f"scores-{'-'.join(text_sets)}.json"
         if scores_path.is_file():
             with open(scores_path, encoding="utf-8") as f:

@@ -54,9 +54,10 @@ from model.batch import ModalityStats, SampleInput, collate
 from model.metrics import MosiMetrics, mosi_metrics
 from model.miar import Miar, MiarDims, sentiment_alignment_loss
 from model.schema import MODALITIES, sentiment_bin
+from storage.files import write_via_atomic
 
 __all__ = ["NO_CLASS", "FeatureSpec", "TrainingData", "TrainOptions", "TrainedMiar", "StepCallback",
-           "option_refusals", "data_refusals", "check_options", "fit_stats", "predict", "sentiment_bins",
+           "option_refusals", "data_refusals", "check_options", "options_key", "fit_stats", "predict", "sentiment_bins",
            "train_model"]
 
 log = logging.getLogger(__name__)
@@ -518,15 +519,14 @@ def _jsonable(obj: Any) -> Any:
     raise TypeError(f"not JSON-serialisable: {type(obj)}")
 
 
-def _options_key(options: TrainOptions) -> str:
-    """Hash of every option: a resume file is trusted only by a run of the same options."""
+def options_key(options: TrainOptions) -> str:
+    """SHA-256 of every option: a resume file is trusted only by a run of the same options, and
+    ``evaluate`` names a cached run's folder by it."""
     blob = json.dumps(options, default=_jsonable, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def _save_resume(path: Path, state: dict[str, Any]) -> None:
-    from storage.files import write_via_atomic
-
     write_via_atomic(path, lambda tmp: torch.save(state, tmp))
 
 
@@ -607,7 +607,7 @@ def train_model(
     history: list[dict[str, Any]] = []
     step = 0
     first_epoch = 1
-    key = _options_key(options)
+    key = options_key(options)
     resumed = _load_resume(resume_path, key)
     if resumed is not None:
         model.load_state_dict(resumed["model"])
