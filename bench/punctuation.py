@@ -20,7 +20,7 @@ import numpy as np
 
 from model.batch import SampleInput
 from model.metrics import mosi_metrics
-from model.training.corpora import load_mosei
+from training.corpora import load_mosei
 from pipeline.config import PipelineConfig
 from pipeline.models import Models
 from storage.locations import shared_dir

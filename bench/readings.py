@@ -25,9 +25,9 @@ import numpy as np
 
 from model.metrics import mosi_metrics
 from model.schema import MODALITIES
-from model.training.corpora import encode_corpus, load_mosi
-from model.training.evaluate import pearson, sign_accuracy
-from model.training.sources import load_emodb, load_taiwan
+from training.corpora import encode_corpus, load_mosi
+from training.evaluate import pearson, sign_accuracy
+from training.sources import load_emodb, load_taiwan
 from pipeline.config import PipelineConfig
 from pipeline.models import Models
 from storage.locations import shared_dir

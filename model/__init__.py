@@ -4,7 +4,7 @@ Core modules (import nothing from ``extractors`` or ``pipeline``): ``model.schem
 (modality names, score scale, neutral band), ``model.errors``, ``model.batch`` (samples
 and padded batches), ``model.miar`` (the network), ``model.checkpoint`` (weights folders),
 ``model.metrics``, ``model.feature_store`` (the features-folder format). Training and
-evaluation, which may call the extractors, live in ``model.training``.
+evaluation live above the product, in the top-level ``training`` package.
 
 Nothing is imported here, so ``import model.errors`` stays free of torch.
 """

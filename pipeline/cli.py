@@ -45,7 +45,7 @@ examples:
   python -m pipeline run clip.mp4 --report               # + out/clip.png and out/clip.html
   python -m pipeline report out/                         # rebuild plots and HTML from the CSVs
   python -m pipeline text reviews.txt --out scores.csv   # one score per line, text path only (English)
-  python -m pipeline extract --dataset mydata/ --out feats/   # training features (model.training.train --features)
+  python -m pipeline extract --dataset mydata/ --out feats/   # training features (training.train --features)
   python -m pipeline run videos/ --engine ray            # one worker per core (requirements-ray.txt)
 
 Each CSV has one row per utterance: start_s, end_s, text, sentiment in [{SCORE_MIN:g}, {SCORE_MAX:g}]
@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[logging_flags],
         description="Run the inference extractors on every clip of DIR (label.csv with video_id,clip_id,text,label,"
         "mode; media at Raw/<video_id>/<clip_id>.mp4), one utterance per clip, and write per-clip .npz files and "
-        "manifest.json to FEATURES_DIR for 'python -m model.training.train --features'. Resumable: clips already "
+        "manifest.json to FEATURES_DIR for 'python -m training.train --features'. Resumable: clips already "
         "extracted are skipped. Exit 1 if any clip failed (failures are listed in the manifest).",
     )
     ext.add_argument("--dataset", type=Path, required=True, metavar="DIR", help="MMSA-layout dataset folder")

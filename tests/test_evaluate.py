@@ -1,4 +1,4 @@
-"""The evaluation's statistics and tables (model/training/baselines.py, model/training/evaluate.py).
+"""The evaluation's statistics and tables (training/baselines.py, training/evaluate.py).
 
 Synthetic arrays with known answers: the paired bootstrap covers the true difference and
 collapses to 0 for identical models, the neutral band counts what the outputs call neutral,
@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from model.schema import NEUTRAL_BAND
-from model.training import baselines as bl
-from model.training import evaluate as ev
-from model.training.corpora import make_corpus
+from training import baselines as bl
+from training import evaluate as ev
+from training.corpora import make_corpus
 from tests.conftest import requires_shared
 
 

@@ -38,7 +38,7 @@ INSTALLER = frozenset({"pip"})
 OPTIONAL_IMPORTS: dict[str, tuple[str, Path]] = {"ray": ("ray", RAY), "vaderSentiment": ("vadersentiment", TRAIN)}
 #: Where a layer's third-party imports may be pinned as direct dependencies.
 IMPORT_HOMES: dict[str, tuple[Path, ...]] = {
-    "model.training": (RUNTIME, TRAIN),
+    "training": (RUNTIME, TRAIN),
     "pipeline": (RUNTIME, RAY),
 }
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)$")

@@ -2,12 +2,12 @@
 
     storage          imports nothing of ours
     extractors       storage
-    model core       storage, model core            (every model/ module outside model/training/)
-    pipeline         storage, extractors, model core (never model.training)
-    model.training   storage, extractors, model core, pipeline.models, pipeline.config,
+    model core       storage, model core            (every model/ module outside training/)
+    pipeline         storage, extractors, model core (never training)
+    training   storage, extractors, model core, pipeline.models, pipeline.config,
                      pipeline.text_scoring (the product's text path, scored by evaluation)
 
-Nothing outside ``model.training`` imports it (tests excepted), and there is no import cycle
+Nothing outside ``training`` imports it (tests excepted), and there is no import cycle
 among our modules. Every ``import`` counts, at module level or inside a function: a deferred
 import is still a dependency, and a loop of them still binds the modules together. Imports
 under ``if TYPE_CHECKING:`` never run, so they count for the direction but not for cycles.
@@ -28,18 +28,18 @@ from storage.locations import REPO_ROOT
 #: Our top-level packages, each a folder of the checkout.
 OUR_PACKAGES: tuple[str, ...] = ("storage", "extractors", "model", "pipeline")
 
-#: Layer -> the layers it may import. "model core" is every model module outside model.training.
+#: Layer -> the layers it may import. "model core" is every model module outside training.
 ALLOWED_LAYERS: dict[str, frozenset[str]] = {
     "storage": frozenset({"storage"}),
     "extractors": frozenset({"storage", "extractors"}),
     "model core": frozenset({"storage", "model core"}),
     "pipeline": frozenset({"storage", "extractors", "model core", "pipeline"}),
-    "model.training": frozenset({"storage", "extractors", "model core", "model.training"}),
+    "training": frozenset({"storage", "extractors", "model core", "training"}),
 }
 #: Single modules a layer may import beyond ``ALLOWED_LAYERS``: training builds on the one model holder,
 #: and evaluation scores the product's own text path (probe sentences).
 ALLOWED_MODULES: dict[str, frozenset[str]] = {
-    "model.training": frozenset({"pipeline.models", "pipeline.config", "pipeline.text_scoring"}),
+    "training": frozenset({"pipeline.models", "pipeline.config", "pipeline.text_scoring"}),
 }
 
 
@@ -162,7 +162,7 @@ def layer_of(module: str) -> str:
     """The layer of one of our modules (see the module docstring)."""
     top = module.split(".")[0]
     if top == "model":
-        return "model.training" if module == "model.training" or module.startswith("model.training.") else "model core"
+        return "training" if module == "training" or module.startswith("training.") else "model core"
     return top
 
 

@@ -202,7 +202,7 @@ def test_checkpoint_files_are_written_atomically_with_ordinary_permissions(model
 def test_core_imports_no_extractor_pipeline_training_or_sklearn() -> None:
     code = ("import sys, model.schema, model.errors, model.batch, model.miar, model.checkpoint, model.metrics, "
             "model.feature_store; print(sorted({m.split('.')[0] if not m.startswith('model.') else m "
-            "for m in sys.modules if m.startswith(('extractors', 'pipeline', 'model.training', 'sklearn'))}))")
+            "for m in sys.modules if m.startswith(('extractors', 'pipeline', 'training', 'sklearn'))}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -22,11 +22,11 @@ from model.checkpoint import load_checkpoint
 from model.feature_store import save_clip, write_manifest
 from model.miar import MiarDims
 from model.schema import NEUTRAL_BAND
-from model.training import sources as src
-from model.training.assemble import CLASS_SOURCES, SOURCE_MODALITY, load_features_data
-from model.training.corpora import MELD_CLASSES, TextCorpus, encode_corpus, load_meld
-from model.training.evaluate import ABLATIONS, _variant_options, format_table, sign_accuracy
-from model.training.loop import (
+from training import sources as src
+from training.assemble import CLASS_SOURCES, SOURCE_MODALITY, load_features_data
+from training.corpora import MELD_CLASSES, TextCorpus, encode_corpus, load_meld
+from training.evaluate import ABLATIONS, _variant_options, format_table, sign_accuracy
+from training.loop import (
     NO_CLASS,
     FeatureSpec,
     TrainingData,
@@ -36,8 +36,8 @@ from model.training.loop import (
     sentiment_bins,
     train_model,
 )
-from model.training.train import DEFAULT_CONFIG, FEATURES_CONFIG, train_on_features, write_weights
-from model.training.train import main as train_main
+from training.train import DEFAULT_CONFIG, FEATURES_CONFIG, train_on_features, write_weights
+from training.train import main as train_main
 from tests.conftest import SHARED, requires_shared
 
 WIDTHS = {"text": 8, "audio": 5, "vision": 6}
@@ -409,7 +409,7 @@ def test_text_layers_need_the_encoder_state_and_matching_depth() -> None:
 
 
 def test_length_buckets_group_similar_lengths() -> None:
-    from model.training.loop import _epoch_batches
+    from training.loop import _epoch_batches
 
     options = replace(CURATED_OPTIONS, length_buckets=3, mix_rate=0.0, token_dropout=0.0)
     data = _curated_data()
@@ -467,7 +467,7 @@ def test_miar_text_layers_continue_the_frozen_encoder_exactly() -> None:
 
 @requires_shared
 def test_mosei_has_the_standard_train_and_valid_folds_without_html_entities() -> None:
-    from model.training.corpora import load_mosei
+    from training.corpora import load_mosei
 
     mosei = load_mosei(SHARED)
     assert {k: len(v) for k, v in mosei.items()} == {"train": 14700, "valid": 1759}

@@ -2,8 +2,8 @@
 
 - ``load_training_data(options)``: the curated sources named in ``options.sources``
   (``SOURCE_MODALITY``), text encoded through ``pipeline.models.Models`` and cached
-  (``model.training.corpora``), audio and vision through the extractors
-  (``model.training.sources``); MOSI dev selects (with MOSEI valid when "mosei" is a
+  (``training.corpora``), audio and vision through the extractors
+  (``training.sources``); MOSI dev selects (with MOSEI valid when "mosei" is a
   source). MOSI test is never read here (MOSEI's test split is not in the team's data).
 - ``load_features_data(folder)``: a features folder written by ``python -m pipeline extract``
   (format: ``model.feature_store``) as one multimodal source ``"features"`` (its train split);
@@ -25,9 +25,9 @@ from extractors.text import TEXT_EXTRACTOR_VERSION
 from model.batch import SampleInput
 from model.feature_store import load_split, read_manifest
 from model.schema import MODALITIES
-from model.training import corpora
-from model.training import sources as src
-from model.training.loop import NO_CLASS, FeatureSpec, TrainingData, TrainOptions, check_options
+from training import corpora
+from training import sources as src
+from training.loop import NO_CLASS, FeatureSpec, TrainingData, TrainOptions, check_options
 from pipeline.config import PipelineConfig
 from pipeline.models import Models
 

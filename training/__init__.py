@@ -3,8 +3,8 @@
 Modules: ``corpora`` (MOSI, VADER, SST-5 and MELD text, encoded once and cached),
 ``sources`` (EmoDB, speech_valence and face photos through the project's extractors),
 ``assemble`` (curated sources or a features folder -> ``TrainingData``), ``loop`` (the one
-training loop and its options), ``train`` (``python -m model.training.train``) and
-``evaluate`` (``python -m model.training.evaluate``). Configs live in ``configs/``.
+training loop and its options), ``train`` (``python -m training.train``) and
+``evaluate`` (``python -m training.evaluate``). Configs live in ``configs/``.
 
 Nothing outside this package (and the tests) imports it; it may import the storage
 helpers, the extractors, the model core and ``pipeline.models`` / ``pipeline.config``.

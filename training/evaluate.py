@@ -1,6 +1,6 @@
 """Held-out scores of MIAR weights, and peers scored on the same rows.
 
-    python -m model.training.evaluate [--weights W] [--seeds 0,1,2] [--ablations] [--baseline] [--probes]
+    python -m training.evaluate [--weights W] [--seeds 0,1,2] [--ablations] [--baseline] [--probes]
 
 - ``--weights W``: every held-out score of one weights folder: MOSI test (manual
   transcripts; MMSA's MAE, Corr, Acc-2 and weighted F1 has-0 / non-0, Acc-7), MOSEI valid
@@ -14,7 +14,7 @@
   and MOSEI valid rows labelled exactly 0, VADER held-out rows with |label| <= 0.25
   (``baselines.VADER_NEUTRAL``); recall (share of neutral rows scored neutral) and precision
   (share of rows scored neutral that are rated neutral), pooled and per set.
-- ``--seeds 0,1,2``: trains the config (``--config``, default model/training/configs/miar-v2.json)
+- ``--seeds 0,1,2``: trains the config (``--config``, default training/configs/miar-v2.json)
   once per seed with the one training loop into ``<cache>/runs/`` (reused when present),
   then prints mean ± std.
 - ``--ablations``: the same for the variants of ``ABLATIONS`` (the shipped config with one change), at
@@ -29,7 +29,7 @@
   labels on the MOSI scale) with its strength picked on MOSI dev + MOSEI valid. Prints
   every model's scores, then MIAR minus each peer with paired bootstrap 95% intervals (fixed
   seed, 1,000 resamples) for Pearson r and Acc-2 non-0 (MELD: polarity accuracy of the score,
-  the same rule for every model). The statistics live in ``model/training/baselines.py``.
+  the same rule for every model). The statistics live in ``training/baselines.py``.
   The first run encodes ~48k sentences with each encoder (MPNet: tens of minutes on 2 CPU
   cores); the features are cached under ``<cache>/text-features``.
 
@@ -56,10 +56,10 @@ from extractors.text import TextEncoder, TextOptions
 from model.checkpoint import CheckpointError, LoadedMiar, read_weights_config
 from model.metrics import mosi_metrics
 from model.schema import NEUTRAL_BAND, sentiment_bin
-from model.training import baselines as bl
-from model.training import sources as src
-from model.training.assemble import VADER_SPLIT_SEED, load_training_data
-from model.training.corpora import (
+from training import baselines as bl
+from training import sources as src
+from training.assemble import VADER_SPLIT_SEED, load_training_data
+from training.corpora import (
     TextCorpus,
     encode_corpus,
     load_meld,
@@ -68,8 +68,8 @@ from model.training.corpora import (
     load_sst5,
     load_vader,
 )
-from model.training.loop import TrainOptions, options_key, train_model
-from model.training.train import DEFAULT_CONFIG, resume_file, write_weights
+from training.loop import TrainOptions, options_key, train_model
+from training.train import DEFAULT_CONFIG, resume_file, write_weights
 from pipeline.config import PipelineConfig
 from pipeline.models import Models
 from storage.files import write_text_atomic
@@ -496,7 +496,7 @@ def format_baseline(report: BaselineReport) -> str:
 
 def _probe_text(weights: Path | None) -> str:
     """The probe report of a weights folder (default: the shipped one) as printable lines."""
-    from model.training.probes import load_probes, probe_report
+    from training.probes import load_probes, probe_report
     from pipeline.text_scoring import TextScorer
 
     config = PipelineConfig().with_overrides(weights_dir=weights)
@@ -515,7 +515,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m model.training.evaluate", description=__doc__.splitlines()[0],
+        prog="python -m training.evaluate", description=__doc__.splitlines()[0],
         epilog="Any of --weights, --seeds, --ablations, --baseline, --probes; each adds its rows or tables. "
                "Results go to stdout, progress (-v) and errors to stderr; exit 0 on success, 1 on an error "
                "(one line). Features are cached under $MIAR_CACHE or ~/.cache/miar.")
@@ -524,7 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "also the MIAR that --baseline and --probes use (default there: the shipped weights)")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
                         help="training config of --seeds and --ablations "
-                             f"(default model/training/configs/{DEFAULT_CONFIG.name})")
+                             f"(default training/configs/{DEFAULT_CONFIG.name})")
     parser.add_argument("--seeds", default=None,
                         help="train --config once per seed (cached under <cache>/runs, reused when present) and "
                              "print mean±std of every held-out score, e.g. 0,1,2; also the seeds of --ablations "

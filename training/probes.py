@@ -3,7 +3,7 @@
 ``tests/data/probe_sentences.csv`` (``category,expected,text``) holds sentences written for
 this project with the polarity a careful reader gives them. They are a regression guard
 for the text path, never training or selection data: ``tests/test_probes.py`` asserts a
-floor and ``python -m model.training.evaluate --probes`` prints the score per category.
+floor and ``python -m training.evaluate --probes`` prints the score per category.
 """
 
 from __future__ import annotations

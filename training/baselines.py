@@ -2,7 +2,7 @@
 
 Why this module: a held-out score alone cannot say whether MIAR's architecture and extra
 training text earn their cost; a peer scored on exactly the same sentences can. Three peers
-(``python -m model.training.evaluate --baseline`` wires them to the corpora and encoders):
+(``python -m training.evaluate --baseline`` wires them to the corpora and encoders):
 
 - **VADER** (``vaderSentiment``, rule-based, no training): its ``compound`` score in [-1, 1]
   times 3, so that it lands on the MOSI scale like every other model. It reads the same

@@ -2,7 +2,7 @@
 
 ``train_model(options, data)`` takes a ``TrainingData`` (samples by source, each source
 with the modalities it brings, plus a selection set) and a ``TrainOptions`` (the JSON
-config). ``model.training.assemble`` builds the data: from the curated sources (MOSI,
+config). ``training.assemble`` builds the data: from the curated sources (MOSI,
 VADER, SST-5, MELD, EmoDB, speech_valence, faces; MOSI dev selects) or from a features
 folder written by ``python -m pipeline extract`` (one multimodal source "features"; its
 valid split selects). Each step:

@@ -1,8 +1,8 @@
-"""Train MIAR weights: ``python -m model.training.train [--config C] [--out W] [--features FEATURES_DIR]``.
+"""Train MIAR weights: ``python -m training.train [--config C] [--out W] [--features FEATURES_DIR]``.
 
-Two kinds of data, one loop (``model.training.loop.train_model``):
+Two kinds of data, one loop (``training.loop.train_model``):
 
-- the curated sources of the config (default ``model/training/configs/miar-v2.json``,
+- the curated sources of the config (default ``training/configs/miar-v2.json``,
   written to ``weights/miar-v2``): text "mosi" (train), "mosei" (train; its valid split
   selects beside MOSI dev), "vader" (train; a fixed 10% slice
   is held out), "sst5" (train), "meld" (train; 3-class auxiliary head only); audio "emodb"
@@ -11,7 +11,7 @@ Two kinds of data, one loop (``model.training.loop.train_model``):
   held out). The epoch is selected on MOSI dev (+ MOSEI valid); MOSI test is never read here. Features
   come from on-disk caches, so only the first run extracts.
 - ``--features FEATURES_DIR`` from ``python -m pipeline extract`` (default config
-  ``model/training/configs/features.json``; ``--out`` is required so that the shipped
+  ``training/configs/features.json``; ``--out`` is required so that the shipped
   weights are never overwritten by accident): its train split is the one source
   "features", its valid split selects, and the weights record the manifest's text
   encoder and columns.
@@ -31,8 +31,8 @@ from typing import Any
 
 from extractors.errors import ExtractionError
 from model.checkpoint import CheckpointError, save_checkpoint
-from model.training.assemble import FEATURES_SOURCE, load_features_data, load_training_data
-from model.training.loop import FeatureSpec, TrainedMiar, TrainOptions, train_model
+from training.assemble import FEATURES_SOURCE, load_features_data, load_training_data
+from training.loop import FeatureSpec, TrainedMiar, TrainOptions, train_model
 from storage.locations import DEFAULT_WEIGHTS
 
 __all__ = ["CONFIGS", "DEFAULT_CONFIG", "FEATURES_CONFIG", "resume_file", "write_weights", "train", "train_on_features",
@@ -106,10 +106,10 @@ def train_on_features(options: TrainOptions, features: Path, out: Path) -> dict[
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m model.training.train", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=None,
                         help=f"training config JSON (default {DEFAULT_CONFIG.name}, with --features "
-                        f"{FEATURES_CONFIG.name}, both in model/training/configs/)")
+                        f"{FEATURES_CONFIG.name}, both in training/configs/)")
     parser.add_argument("--out", type=Path, default=None,
                         help="weights folder to write (default weights/miar-v2; required with --features)")
     parser.add_argument("--sources", default=None,
