@@ -1,17 +1,21 @@
-"""Imports point one way (README "Layout", model/DESIGN.md): an AST scan of our own packages.
+"""Imports point one way (README "Layout", model/DESIGN.md): an AST scan of every room of the checkout.
 
-    storage          imports nothing of ours
-    extractors       storage
-    model core       storage, model core            (every model/ module outside training/)
-    pipeline         storage, extractors, model core (never training)
-    training   storage, extractors, model core, pipeline.models, pipeline.config,
-                     pipeline.text_scoring (the product's text path, scored by evaluation)
+One rule, no exceptions: the rooms form one ordered chain, lowest first,
 
-Nothing outside ``training`` imports it (tests excepted), and there is no import cycle
-among our modules. Every ``import`` counts, at module level or inside a function: a deferred
-import is still a dependency, and a loop of them still binds the modules together. Imports
-under ``if TYPE_CHECKING:`` never run, so they count for the direction but not for cycles.
-Dynamic imports (``importlib.import_module`` on a computed name) are not seen.
+    storage -> extractors -> model (the core) -> pipeline -> training -> bench, examples
+
+and a module may import its own room or any room below it, never one above. ``bench`` and
+``examples`` share the top rung but are separate rooms (scripts, not packages: their ``.py``
+files are scanned as modules), so neither imports the other. ``tests`` may import anything and
+is not scanned. Training sits above the pipeline because it must see exactly what inference
+computes: it builds on the product's stage sequence, model holder and text path, while the
+model core below both stays arrays in, score out, and imports no media library
+(``MEDIA_LIBRARIES``).
+
+There is no import cycle among our modules either. Every ``import`` counts, at module level or
+inside a function: a deferred import is still a dependency, and a loop of them still binds the
+modules together. Imports under ``if TYPE_CHECKING:`` never run, so they count for the direction
+but not for cycles. Dynamic imports (``importlib.import_module`` on a computed name) are not seen.
 """
 
 from __future__ import annotations
@@ -25,22 +29,33 @@ import pytest
 
 from storage.locations import REPO_ROOT
 
-#: Our top-level packages, each a folder of the checkout.
-OUR_PACKAGES: tuple[str, ...] = ("storage", "extractors", "model", "pipeline")
+#: The rooms, lowest rung first; each rung lists the top-level folders on it. A module may import its
+#: own room or a room on a lower rung.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("storage",), ("extractors",), ("model",), ("pipeline",), ("training",), ("bench", "examples"),
+)
+#: Every room scanned: our packages and the script folders.
+ROOMS: tuple[str, ...] = tuple(room for rung in LAYERS for room in rung)
+#: Top-level folders that hold Python but are no room of the chain: the tests may import anything.
+UNLAYERED: frozenset[str] = frozenset({"tests"})
+#: Libraries that read or decode media (video, audio, images, speech): the extractors' business, never
+#: the model core's, which sees arrays only.
+MEDIA_LIBRARIES: frozenset[str] = frozenset({
+    "cv2", "ffmpeg", "librosa", "parselmouth", "faster_whisper", "mediapipe", "facenet_pytorch", "imageio_ffmpeg",
+    "PIL",
+})
+#: The model core's room.
+MODEL_CORE = "model"
 
-#: Layer -> the layers it may import. "model core" is every model module outside training.
-ALLOWED_LAYERS: dict[str, frozenset[str]] = {
-    "storage": frozenset({"storage"}),
-    "extractors": frozenset({"storage", "extractors"}),
-    "model core": frozenset({"storage", "model core"}),
-    "pipeline": frozenset({"storage", "extractors", "model core", "pipeline"}),
-    "training": frozenset({"storage", "extractors", "model core", "training"}),
-}
-#: Single modules a layer may import beyond ``ALLOWED_LAYERS``: training builds on the one model holder,
-#: and evaluation scores the product's own text path (probe sentences).
-ALLOWED_MODULES: dict[str, frozenset[str]] = {
-    "training": frozenset({"pipeline.models", "pipeline.config", "pipeline.text_scoring"}),
-}
+
+def rung_of(room: str) -> int:
+    """The rung of a room in ``LAYERS`` (0 = the lowest)."""
+    return next(i for i, rung in enumerate(LAYERS) if room in rung)
+
+
+def may_import(importer_room: str, target_room: str) -> bool:
+    """The one rule: a room imports itself or a room on a lower rung."""
+    return target_room == importer_room or rung_of(target_room) < rung_of(importer_room)
 
 
 @dataclass(frozen=True)
@@ -70,10 +85,11 @@ class Import:
 
 
 def our_modules(root: Path = REPO_ROOT) -> dict[str, Path]:
-    """Every module of ``OUR_PACKAGES``: dotted name -> file (a package is its ``__init__.py``)."""
+    """Every module of ``ROOMS``: dotted name -> file (a package is its ``__init__.py``; a script of
+    ``bench/`` or ``examples/`` is ``examples.make_example``)."""
     modules: dict[str, Path] = {}
-    for package in OUR_PACKAGES:
-        for path in sorted((root / package).rglob("*.py")):
+    for room in ROOMS:
+        for path in sorted((root / room).rglob("*.py")):
             parts = path.relative_to(root).with_suffix("").parts
             if "__pycache__" in parts:
                 continue
@@ -158,12 +174,9 @@ def resolve_ours(target: str, modules: set[str] | dict[str, Path]) -> str | None
     return None
 
 
-def layer_of(module: str) -> str:
-    """The layer of one of our modules (see the module docstring)."""
-    top = module.split(".")[0]
-    if top == "model":
-        return "training" if module == "training" or module.startswith("training.") else "model core"
-    return top
+def room_of(module: str) -> str:
+    """The room of one of our modules: its top-level folder."""
+    return module.split(".")[0]
 
 
 def internal_edges() -> list[tuple[str, str, Import]]:
@@ -177,23 +190,45 @@ def internal_edges() -> list[tuple[str, str, Import]]:
     return edges
 
 
-def test_the_scan_sees_our_packages():
+def test_the_scan_sees_every_room():
     modules = our_modules()
-    for package in OUR_PACKAGES:
-        assert package in modules, f"{package}/__init__.py not found: the layering scan would be vacuous"
+    for room in ROOMS:
+        assert any(room_of(m) == room for m in modules), f"no module found in {room}/: the scan would be vacuous"
     assert len(internal_edges()) > 20
+    with_python = {d.name for d in REPO_ROOT.iterdir()
+                   if d.is_dir() and not d.name.startswith(".") and next(d.rglob("*.py"), None) is not None}
+    assert with_python - set(ROOMS) - UNLAYERED == set(), "a top-level folder with Python is no room of LAYERS"
 
 
 def test_imports_point_one_way():
     offending = []
     for importer, target, imp in internal_edges():
-        layer, target_layer = layer_of(importer), layer_of(target)
-        if target_layer in ALLOWED_LAYERS[layer] or target in ALLOWED_MODULES.get(layer, ()):
-            continue
-        allowed = sorted(ALLOWED_LAYERS[layer] | ALLOWED_MODULES.get(layer, frozenset()))
-        offending.append(f"{importer} ({layer}) imports {target} ({target_layer}) at {imp.where()}; "
-                         f"{layer} may import: {', '.join(allowed)}")
+        room, target_room = room_of(importer), room_of(target)
+        if not may_import(room, target_room):
+            below = [r for r in ROOMS if r != room and rung_of(r) < rung_of(room)]
+            offending.append(f"{importer} ({room}) imports {target} ({target_room}) at {imp.where()}; "
+                             f"{room} may import itself and {', '.join(below) or 'nothing of ours'}")
     assert not offending, f"{len(offending)} imports against the layering:\n" + "\n".join(sorted(offending))
+
+
+def test_the_model_core_imports_no_media_library():
+    modules = our_modules()
+    offending = [f"{imp.importer} imports {imp.target} at {imp.where()}"
+                 for name, path in modules.items() if room_of(name) == MODEL_CORE
+                 for imp in imports_of(name, path, set(modules))
+                 if imp.target.split(".")[0] in MEDIA_LIBRARIES]
+    assert not offending, ("the model core sees arrays only; media belongs to the extractors:\n"
+                           + "\n".join(sorted(offending)))
+
+
+@pytest.mark.parametrize("importer, target, allowed", [
+    ("storage", "storage", True), ("extractors", "storage", True), ("model", "extractors", True),
+    ("pipeline", "model", True), ("training", "pipeline", True), ("bench", "training", True),
+    ("examples", "pipeline", True), ("model", "pipeline", False), ("pipeline", "training", False),
+    ("storage", "extractors", False), ("bench", "examples", False), ("examples", "bench", False),
+])
+def test_the_rule(importer: str, target: str, allowed: bool):
+    assert may_import(importer, target) is allowed
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
