@@ -20,10 +20,10 @@ import numpy as np
 
 from model.batch import SampleInput
 from model.metrics import mosi_metrics
-from training.corpora import load_mosei
 from pipeline.config import PipelineConfig
 from pipeline.models import Models
 from storage.locations import shared_dir
+from training.corpora import load_mosei
 
 
 def _punctuated_words(text: str) -> list[str]:

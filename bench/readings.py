@@ -23,14 +23,13 @@ from dataclasses import replace
 
 import numpy as np
 
-from model.metrics import mosi_metrics
+from model.metrics import mae, mosi_metrics, pearson, sign_accuracy
 from model.schema import MODALITIES
-from training.corpora import encode_corpus, load_mosi
-from training.evaluate import pearson, sign_accuracy
-from training.sources import load_emodb, load_taiwan
 from pipeline.config import PipelineConfig
 from pipeline.models import Models
 from storage.locations import shared_dir
+from training.corpora import encode_corpus, load_mosi
+from training.sources import load_emodb, load_taiwan
 
 
 def _r3(a: np.ndarray, b: np.ndarray) -> float:
@@ -65,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                     clear = 1.5 if j == 1 else 1.0
                     row = {"sign": sign_accuracy(pred, labels, clear),
                            "balanced": sign_accuracy(pred, labels, clear, balanced=True),
-                           "mae": float(np.abs(pred - labels).mean())}
+                           "mae": mae(pred, labels)}
                 results[f"{name}: {kind}"] = {k: round(float(v), 4) for k, v in row.items()}
         voice_samples, face_samples = list(voice.samples), list(face.samples)
         mixed, voice_labels, face_labels = [], [], []

@@ -1,4 +1,4 @@
-"""Training and evaluation of MIAR: the only model code that may call the extractors.
+"""Training and evaluation of MIAR, built on the product's own stage sequence and text path.
 
 Modules: ``corpora`` (MOSI, VADER, SST-5 and MELD text, encoded once and cached),
 ``sources`` (EmoDB, speech_valence and face photos through the project's extractors),
@@ -6,8 +6,10 @@ Modules: ``corpora`` (MOSI, VADER, SST-5 and MELD text, encoded once and cached)
 training loop and its options), ``train`` (``python -m training.train``) and
 ``evaluate`` (``python -m training.evaluate``). Configs live in ``configs/``.
 
-Nothing outside this package (and the tests) imports it; it may import the storage
-helpers, the extractors, the model core and ``pipeline.models`` / ``pipeline.config``.
+Layering (``tests/test_layering.py``, one rule for every room): storage -> extractors ->
+model (core) -> pipeline -> training -> bench, examples; a module imports its own room or one
+below it, never above. Training sits above the pipeline so that it sees exactly what inference
+computes (the stage sequence, the model holder, the text path); nothing below imports it.
 Nothing is imported here.
 """
 

@@ -17,8 +17,9 @@ each resample draws the same rows for both models, so the interval measures the 
 on these sentences, not two independent noises. The neutral band's precision and recall
 (``neutral_band``) say whether neutral statements land where the outputs call them neutral.
 
-Everything here is a function over arrays (NumPy only; ``vaderSentiment`` is imported when
-VADER is asked for), so the tests run it on synthetic data in milliseconds.
+Everything here is a function over arrays (NumPy, and the measures of ``model.metrics``;
+``vaderSentiment`` is imported when VADER is asked for), so the tests run it on synthetic data
+in milliseconds.
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from model.batch import SampleInput
+from model.metrics import accuracy_rows, mae, pearson_rows
 from model.schema import NEUTRAL_BAND, POLARITIES, SCORE_MAX, SCORE_MIN, polarity_of
 
 __all__ = [
     "BaselineError", "RIDGE_ALPHAS", "VADER_SCALE", "VADER_NEUTRAL", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED",
-    "vader_scores", "mean_pooled", "RidgeFit", "fit_ridge", "Interval", "paired_bootstrap", "pearson_rows",
-    "accuracy_rows", "NeutralBand", "neutral_band", "neutral_rows", "PeerSet", "PeerComparison", "METRICS",
+    "vader_scores", "mean_pooled", "RidgeFit", "fit_ridge", "Interval", "paired_bootstrap", "NeutralBand",
+    "neutral_band", "neutral_rows", "PeerSet", "PeerComparison", "METRICS",
     "compare_peers", "format_peer_tables",
 ]
 
@@ -140,8 +142,8 @@ def fit_ridge(
         intercept = float(y_mean - x_mean @ coef)
         fits[float(alpha)] = (coef, intercept)
         maes[float(alpha)] = float(np.mean([
-            np.mean(np.abs(np.clip(np.asarray(xs, np.float64) @ coef + intercept, SCORE_MIN, SCORE_MAX)
-                           - np.asarray(ys, np.float64))) for xs, ys in selection]))
+            mae(np.clip(np.asarray(xs, np.float64) @ coef + intercept, SCORE_MIN, SCORE_MAX), ys)
+            for xs, ys in selection]))
     best = min(maes, key=lambda a: (maes[a], a))
     return RidgeFit(best, fits[best][0], fits[best][1], maes)
 
@@ -169,22 +171,6 @@ class Interval:
 Statistic = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def pearson_rows(y: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Pearson r along the last axis (one value per row of 2-D inputs); NaN where either side is constant."""
-    y = np.asarray(y, np.float64)
-    p = np.asarray(p, np.float64)
-    yc = y - y.mean(axis=-1, keepdims=True)
-    pc = p - p.mean(axis=-1, keepdims=True)
-    denom = np.sqrt((yc * yc).sum(axis=-1) * (pc * pc).sum(axis=-1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denom > 0, (yc * pc).sum(axis=-1) / np.where(denom > 0, denom, 1.0), np.nan)
-
-
-def accuracy_rows(y: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Share of equal entries along the last axis (labels and guesses of any comparable kind)."""
-    return np.mean(np.asarray(y) == np.asarray(p), axis=-1)
-
-
 def paired_bootstrap(
     statistic: Statistic, y: np.ndarray, a: np.ndarray, b: np.ndarray,
     resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED, level: float = 0.95,
@@ -197,7 +183,7 @@ def paired_bootstrap(
     compared on one set is resampled identically.
 
     Args:
-        statistic: ``(y, p) -> value`` along the last axis (``pearson_rows``, ``accuracy_rows``).
+        statistic: ``(y, p) -> value`` along the last axis (``model.metrics.pearson_rows``, ``accuracy_rows``).
         y: (N,) labels (or targets of the statistic).
         a: (N,) predictions of model A.
         b: (N,) predictions of model B.
@@ -370,7 +356,7 @@ def compare_peers(
             sizes[(s.name, metric)] = len(target)
         if not s.is_classes:
             y = np.asarray(s.labels, np.float64)
-            values[(s.name, "mae")] = {m: float(np.mean(np.abs(p - y))) for m, p in preds.items()}
+            values[(s.name, "mae")] = {m: mae(p, y) for m, p in preds.items()}
             sizes[(s.name, "mae")] = len(y)
             try:
                 neutral = neutral_rows(s.name, y)

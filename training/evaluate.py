@@ -54,8 +54,12 @@ import numpy as np
 from extractors.errors import ExtractionError
 from extractors.text import TextEncoder, TextOptions
 from model.checkpoint import CheckpointError, LoadedMiar, read_weights_config
-from model.metrics import mosi_metrics
+from model.metrics import accuracy_rows, mae, mosi_metrics, pearson, sign_accuracy
 from model.schema import NEUTRAL_BAND, sentiment_bin
+from pipeline.config import PipelineConfig
+from pipeline.models import Models
+from storage.files import write_text_atomic
+from storage.locations import cache_dir, shared_dir
 from training import baselines as bl
 from training import sources as src
 from training.assemble import VADER_SPLIT_SEED, load_training_data
@@ -70,14 +74,10 @@ from training.corpora import (
 )
 from training.loop import TrainOptions, options_key, train_model
 from training.train import DEFAULT_CONFIG, resume_file, write_weights
-from pipeline.config import PipelineConfig
-from pipeline.models import Models
-from storage.files import write_text_atomic
-from storage.locations import cache_dir, shared_dir
 
 __all__ = ["evaluate_weights", "held_out_text", "text_set_scores", "ridge_peer", "BaselineReport", "run_baseline",
            "format_table", "format_report", "format_baseline", "train_seeds", "ABLATIONS", "COLUMNS",
-           "NEUTRAL_COLUMNS", "TEXT_SETS", "PEER_SETS", "RIDGE_PEERS", "main", "pearson", "sign_accuracy"]
+           "NEUTRAL_COLUMNS", "TEXT_SETS", "PEER_SETS", "RIDGE_PEERS", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -130,27 +130,6 @@ ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 #: Variants scored on MOSI test only (their encoder's features for the other text sets are not cached).
 MOSI_ONLY_EVAL: frozenset[str] = frozenset()
-
-
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.corrcoef(a, b)[0, 1]) if len(a) > 1 and a.std() > 0 and b.std() > 0 else float("nan")
-
-
-def sign_accuracy(pred: np.ndarray, label: np.ndarray, clear: float, balanced: bool = False) -> float:
-    """Share of samples with |label| >= clear whose prediction has the label's sign.
-
-    ``balanced``: the mean of the positive and the negative samples' accuracies, which a
-    constant guess cannot push above 50% (EmoDB has four negative emotions for one positive).
-    """
-    keep = np.abs(label) >= clear
-    if not keep.any():
-        return float("nan")
-    right, positive = (pred[keep] > 0) == (label[keep] > 0), label[keep] > 0
-    if not balanced:
-        return float(np.mean(right))
-    return float(np.mean([right[positive].mean(), right[~positive].mean()])) if positive.any() and (~positive).any() \
-        else float("nan")
 
 
 def _models_config(weights: Path) -> PipelineConfig:
@@ -210,7 +189,7 @@ def text_set_scores(held: dict[str, tuple[TextCorpus, np.ndarray | None]],
         scores["vader_corr"] = pearson(preds["vader"], held["vader"][0].labels)
     if "sst5" in held:
         scores["sst5_corr"] = pearson(preds["sst5"], held["sst5"][0].labels)
-        scores["sst5_mae"] = float(np.mean(np.abs(preds["sst5"] - held["sst5"][0].labels)))
+        scores["sst5_mae"] = mae(preds["sst5"], held["sst5"][0].labels)
     pooled_pred, pooled_neutral = [], []
     for name in NEUTRAL_SETS:
         if name not in held:
@@ -270,7 +249,7 @@ def _scores(miar: LoadedMiar, encoder: TextEncoder, max_tokens: int, shared: Pat
             probs = miar.class_probabilities(samples)
             # no class head: the polarity the outputs would print
             guess = probs.argmax(axis=1) if probs.shape[1] else np.array([sentiment_bin(float(p)) for p in preds[name]])
-            scores["meld_acc3"] = float(np.mean(guess == classes))
+            scores["meld_acc3"] = float(accuracy_rows(classes, guess))
     scores.update(text_set_scores(held, preds))
     for name, load, metric in (("emodb", src.load_emodb, "sign"), ("speech_valence", src.load_speech_valence, "corr"),
                                ("taiwan", src.load_taiwan, "sign"), ("muxspace", src.load_muxspace, "sign")):
@@ -496,8 +475,8 @@ def format_baseline(report: BaselineReport) -> str:
 
 def _probe_text(weights: Path | None) -> str:
     """The probe report of a weights folder (default: the shipped one) as printable lines."""
-    from training.probes import load_probes, probe_report
     from pipeline.text_scoring import TextScorer
+    from training.probes import load_probes, probe_report
 
     config = PipelineConfig().with_overrides(weights_dir=weights)
     probes = load_probes()

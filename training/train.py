@@ -31,9 +31,9 @@ from typing import Any
 
 from extractors.errors import ExtractionError
 from model.checkpoint import CheckpointError, save_checkpoint
+from storage.locations import DEFAULT_WEIGHTS
 from training.assemble import FEATURES_SOURCE, load_features_data, load_training_data
 from training.loop import FeatureSpec, TrainedMiar, TrainOptions, train_model
-from storage.locations import DEFAULT_WEIGHTS
 
 __all__ = ["CONFIGS", "DEFAULT_CONFIG", "FEATURES_CONFIG", "resume_file", "write_weights", "train", "train_on_features",
            "build_parser", "main"]
