@@ -441,6 +441,19 @@ def _check_model_size(model_path: Path, dims: MiarDims) -> None:
                               "of parameters: the file and the config do not belong together")
 
 
+def read_columns(folder: Path, name: str) -> tuple[str, ...]:
+    """A column list of a weights folder's config.json (``()`` when absent or unreadable).
+
+    Read before loading, so the caller can tell which feature layout the weights expect;
+    ``load_checkpoint`` still verifies it.
+    """
+    try:
+        value = json.loads((Path(folder) / CONFIG_FILE).read_text(encoding="utf-8")).get(name, ())
+    except (OSError, ValueError, AttributeError):
+        return ()
+    return tuple(str(c) for c in value) if isinstance(value, list) else ()
+
+
 def load_checkpoint(
     folder: Path,
     *,

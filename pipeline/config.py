@@ -16,6 +16,7 @@ from extractors.media import MediaOptions
 from extractors.text import TextOptions
 from extractors.transcript import AsrOptions
 from extractors.voice import VoiceOptions
+from extractors.voice_states import VoiceStatesOptions
 from model.schema import NEUTRAL_BAND
 from pipeline.align import AlignOptions
 from pipeline.utterances import UtteranceOptions
@@ -46,6 +47,8 @@ class PipelineConfig:
         media: Decoding and frame sampling.
         asr: Speech recognition.
         voice: Voice descriptors.
+        voice_states: Whisper's encoder states beside them (switched to what the weights read
+            when the weights are loaded).
         face: Face detection and expression features.
         text: Text encoder (must match the weights' encoder).
         utterances: Grouping words into utterances.
@@ -62,6 +65,7 @@ class PipelineConfig:
     media: MediaOptions = field(default_factory=MediaOptions)
     asr: AsrOptions = field(default_factory=AsrOptions)
     voice: VoiceOptions = field(default_factory=VoiceOptions)
+    voice_states: VoiceStatesOptions = field(default_factory=VoiceStatesOptions)
     face: FaceOptions = field(default_factory=FaceOptions)
     text: TextOptions = field(default_factory=TextOptions)
     utterances: UtteranceOptions = field(default_factory=UtteranceOptions)

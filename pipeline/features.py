@@ -32,6 +32,7 @@ from extractors.records import FeatureTrack, Frame, Media, TokenFeatures
 from extractors.text import TextEncoder, normalise_text
 from extractors.transcript import SAMPLE_RATE_HZ
 from extractors.voice import extract_voice
+from extractors.voice_states import combine
 from model.batch import SampleInput
 from pipeline.align import align_utterance, spread_to_tokens
 from pipeline.config import PipelineConfig
@@ -149,6 +150,8 @@ def featurize(
 
         with _timed(seconds, "voice"):
             voice = extract_voice(audio, SAMPLE_RATE_HZ, config.voice)
+            if models.voice_states is not None:  # the weights read Whisper's encoder states too
+                voice = combine(voice, models.voice_states.extract(audio))
         report("voice", total, total)
 
         with _timed(seconds, "face_wait"):

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from extractors.face import FaceExtractor
     from extractors.text import TextEncoder
     from extractors.transcript import Transcriber
+    from extractors.voice_states import VoiceStates
     from model.checkpoint import LoadedMiar
 
 __all__ = ["ALL_PARTS", "Models", "native_stderr_quiet"]
@@ -67,6 +68,8 @@ class Models:
     Attributes:
         ffmpeg: The ffmpeg executable (always resolved).
         transcriber: Whisper (part "asr"), or None when not loaded.
+        voice_states: Whisper's encoder states as voice features (part "asr", when
+            ``config.voice_states.enabled`` and the weights read them), or None.
         face: Face extractor (part "face"), or None.
         text_encoder: Text encoder named by ``config.text.encoder`` (part "text"), or None.
         miar: The MIAR weights of ``config.weights_dir`` (part "miar"), or None.
@@ -74,6 +77,7 @@ class Models:
 
     ffmpeg: Path
     transcriber: Transcriber | None = None
+    voice_states: VoiceStates | None = None
     face: FaceExtractor | None = None
     text_encoder: TextEncoder | None = None
     miar: LoadedMiar | None = None
@@ -110,6 +114,10 @@ class Models:
             # The weights first: the cheapest part, and the one a wrong --weights breaks.
             if "miar" in parts:
                 models.miar = _load_miar(config)
+                # The weights decide whether the voice states are computed: weights trained on the
+                # descriptors alone (miar-v2) never see them.
+                config = replace(config, voice_states=replace(config.voice_states,
+                                                              enabled=_reads_voice_states(models.miar)))
             if "face" in parts:
                 from extractors.face import FaceExtractor
 
@@ -119,6 +127,14 @@ class Models:
                 from extractors.transcript import Transcriber
 
                 models.transcriber = Transcriber(config.asr, config.cache_dir)
+                if config.voice_states.enabled:
+                    from extractors.voice_states import VoiceStates
+
+                    if models.transcriber.options.model == config.voice_states.model:
+                        models.voice_states = VoiceStates(models.transcriber.whisper, config.voice_states)
+                    else:
+                        models.voice_states = VoiceStates.load(config.voice_states, config.cache_dir,
+                                                               config.asr.compute_type, config.asr.cpu_threads)
             if "text" in parts:
                 from extractors.text import TextEncoder
 
@@ -136,7 +152,7 @@ class Models:
     def close(self) -> None:
         """Release every loaded model (MediaPipe's graph is closed; the rest is dropped)."""
         face, self.face = self.face, None
-        self.transcriber = self.text_encoder = self.miar = None
+        self.transcriber = self.voice_states = self.text_encoder = self.miar = None
         if face is not None:
             face.close()
 
@@ -147,15 +163,28 @@ class Models:
         self.close()
 
 
-def _load_miar(config: PipelineConfig) -> LoadedMiar:
-    """The weights, refused unless they match the text encoder and the extractors' columns."""
-    from extractors import face, voice
-    from model.checkpoint import load_checkpoint
+def _reads_voice_states(miar: LoadedMiar) -> bool:
+    """True when the weights' audio columns include Whisper's encoder states."""
+    from extractors.voice_states import STATE_COLUMNS
 
+    return STATE_COLUMNS[0] in miar.config.get("audio_columns", ())
+
+
+def _load_miar(config: PipelineConfig) -> LoadedMiar:
+    """The weights, refused unless they match the text encoder and the extractors' columns.
+
+    Two audio layouts are accepted: the voice descriptors alone (weights before the voice
+    states) or followed by Whisper's encoder states (``extractors.voice_states``).
+    """
+    from extractors import face
+    from extractors.voice_states import STATE_COLUMNS, audio_columns
+    from model.checkpoint import load_checkpoint, read_columns
+
+    with_states = STATE_COLUMNS[0] in read_columns(config.weights_dir, "audio_columns")
     return load_checkpoint(
         config.weights_dir,
         expected_encoder=config.text.encoder,
-        expected_audio_columns=voice.COLUMNS,
+        expected_audio_columns=audio_columns(with_states),
         expected_vision_columns=face.COLUMNS,
     )
 

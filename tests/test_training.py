@@ -19,13 +19,13 @@ import torch
 from extractors import voice as voice_mod
 from model.batch import SampleInput
 from model.checkpoint import load_checkpoint
-from model.feature_store import save_clip, write_manifest
+from model.feature_store import LabelFileError, save_clip, write_manifest
 from model.miar import MiarDims
 from model.schema import NEUTRAL_BAND
 from tests.conftest import SHARED, requires_shared
 from training import sources as src
 from training.assemble import CLASS_SOURCES, SOURCE_MODALITY, load_features_data
-from training.corpora import MELD_CLASSES, TextCorpus, encode_corpus, load_meld
+from training.corpora import MELD_CLASSES, TextCorpus, encode_corpus, load_meld, load_mosi
 from training.evaluate import ABLATIONS, _variant_options, format_table
 from training.loop import (
     NO_CLASS,
@@ -46,7 +46,7 @@ VISION_COLUMNS = tuple(f"v{i}" for i in range(WIDTHS["vision"]))
 SPEC = FeatureSpec("all-MiniLM-L6-v2", "text-v1", 128, AUDIO_COLUMNS, VISION_COLUMNS)
 DIMS = MiarDims(text_dim=WIDTHS["text"], audio_dim=WIDTHS["audio"], vision_dim=WIDTHS["vision"], d_model=16,
                 n_heads=2, proj_dim=8, dropout=0.0)
-CURATED_KINDS = {name: (modality,) for name, modality in SOURCE_MODALITY.items()}
+CURATED_KINDS = dict(SOURCE_MODALITY)
 
 
 def _rows(rng: np.random.Generator, modality: str, label: float) -> np.ndarray:
@@ -315,6 +315,18 @@ def test_voice_windows_are_word_length_means_without_silence() -> None:
     rows = src.voice_windows(frames)
     assert rows.shape == (4, len(voice_mod.COLUMNS))
     assert rows[0, 0] == pytest.approx(200.0) and np.all(rows[:, rms] == -20.0)
+
+
+def test_corpora_read_label_csv_with_the_one_reader(tmp_path: Path) -> None:
+    """MOSI and MOSEI come through ``model.feature_store.read_label_rows``, the reader extraction uses."""
+    folder = tmp_path / "data" / "mosi"
+    folder.mkdir(parents=True)
+    (folder / "label.csv").write_bytes("\ufeffid,text,label,mode\na_1,Great film,2.0,train\n".encode())
+    train = load_mosi(tmp_path)["train"]  # a byte-order mark is not part of the first column
+    assert train.ids == ("a_1",) and train.texts == ("great film",) and train.labels.tolist() == [2.0]
+    (folder / "label.csv").write_bytes("id,text,label,mode\na_1,caf\xe9,1,train\n".encode("latin-1"))
+    with pytest.raises(LabelFileError, match=r"label.csv:2: byte 0xe9 is not UTF-8"):
+        load_mosi(tmp_path)
 
 
 def test_evaluation_table() -> None:

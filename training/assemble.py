@@ -20,16 +20,16 @@ from typing import Any
 import numpy as np
 
 from extractors import face as face_mod
-from extractors import voice as voice_mod
 from extractors.text import TEXT_EXTRACTOR_VERSION
+from extractors.voice_states import audio_columns
 from model.batch import SampleInput
 from model.feature_store import load_split, read_manifest
 from model.schema import MODALITIES
-from training import corpora
-from training import sources as src
-from training.loop import NO_CLASS, FeatureSpec, TrainingData, TrainOptions, check_options
 from pipeline.config import PipelineConfig
 from pipeline.models import Models
+from training import corpora, crema_d
+from training import sources as src
+from training.loop import NO_CLASS, FeatureSpec, TrainingData, TrainOptions, check_options
 
 __all__ = ["SOURCE_MODALITY", "CLASS_SOURCES", "FEATURES_SOURCE", "LABEL_MAPPINGS", "VADER_SPLIT_SEED",
            "load_training_data", "load_features_data"]
@@ -37,10 +37,14 @@ __all__ = ["SOURCE_MODALITY", "CLASS_SOURCES", "FEATURES_SOURCE", "LABEL_MAPPING
 log = logging.getLogger(__name__)
 
 #: Every curated source a config may name, with the modality it brings.
-SOURCE_MODALITY: dict[str, str] = {
-    "mosi": "text", "mosei": "text", "vader": "text", "sst5": "text", "meld": "text",
-    "emodb": "audio", "speech_valence": "audio", "taiwan": "vision", "muxspace": "vision",
+SOURCE_MODALITY: dict[str, tuple[str, ...]] = {
+    "mosi": ("text",), "mosei": ("text",), "vader": ("text",), "sst5": ("text",), "sst5_phrases": ("text",),
+    "meld": ("text",), "emodb": ("audio",), "speech_valence": ("audio",), "taiwan": ("vision",),
+    "muxspace": ("vision",), "crema_d": ("text", "audio"),
 }
+#: Sources whose words are neutral by design (CREMA-D's 12 sentences): their label is the
+#: voice's, so it trains the fused score and the audio head, and the text head learns 0.
+NEUTRAL_TEXT_SOURCES: frozenset[str] = frozenset({"crema_d"})
 #: Curated sources with class targets (for ``class_weight``).
 CLASS_SOURCES: frozenset[str] = frozenset({"meld"})
 #: The one source of a features folder.
@@ -49,6 +53,10 @@ FEATURES_SOURCE = "features"
 LABEL_MAPPINGS: dict[str, Any] = {
     "mosi": "label as is", "mosei": "label as is", "vader": "valence x 0.75 ([-4,4] -> [-3,3])",
     "sst5": "classes 0..4 -> -3, -1.5, 0, 1.5, 3",
+    "sst5_phrases": "phrase classes 0..4 -> -3, -1.5, 0, 1.5, 3 (training trees; sampled per length band "
+                    + json.dumps(corpora.SST_PHRASE_BANDS) + ")",
+    "crema_d": "mean of played emotion x intensity and voice-only crowd vote x (0.5 + level/100); "
+               + json.dumps(crema_d.VOICE_VALENCE) + "; text head target 0 (neutral sentences)",
     "meld": "negative/neutral/positive -> class 0/1/2 (aux head)",
     "emodb": src.EMODB_VALENCE, "speech_valence": "valence x 3",
     "taiwan": "rater-weighted " + json.dumps(src.TAIWAN_VALENCE), "muxspace": src.FACE_VALENCE,
@@ -58,7 +66,7 @@ VADER_SPLIT_SEED = 0
 
 
 def _curated_kinds(names: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
-    return {n: (SOURCE_MODALITY[n],) for n in names if n in SOURCE_MODALITY}
+    return {n: SOURCE_MODALITY[n] for n in names if n in SOURCE_MODALITY}
 
 
 def load_training_data(options: TrainOptions, shared: Path | None = None, cache: Path | None = None) -> TrainingData:
@@ -81,6 +89,8 @@ def load_training_data(options: TrainOptions, shared: Path | None = None, cache:
         raise ValueError(f"sources must include 'mosi' (its dev split selects the epoch) and only "
                          f"{sorted(SOURCE_MODALITY)}; unknown {unknown}")
     check_options(options, _curated_kinds(tuple(SOURCE_MODALITY)), CLASS_SOURCES)
+    # The dims decide the audio layout: the descriptors alone, or with Whisper's encoder states.
+    with_states = options.dims.audio_dim == len(audio_columns(True))
     samples: dict[str, list[SampleInput]] = {}
     labels: dict[str, np.ndarray] = {}
     classes: dict[str, np.ndarray] = {}
@@ -99,6 +109,8 @@ def load_training_data(options: TrainOptions, shared: Path | None = None, cache:
             text_corpora["vader"] = corpora.load_vader(shared, seed=VADER_SPLIT_SEED)["train"]
         if "sst5" in options.sources:
             text_corpora["sst5"] = corpora.load_sst5(shared)["train"]
+        if "sst5_phrases" in options.sources:
+            text_corpora["sst5_phrases"] = corpora.load_sst5_phrases(shared)
         for name, corpus in text_corpora.items():
             samples[name] = corpora.encode_corpus(corpus, encoder, options.text.max_tokens, cache)
             labels[name] = corpus.labels.astype(np.float32)
@@ -114,20 +126,49 @@ def load_training_data(options: TrainOptions, shared: Path | None = None, cache:
             dev_samples = dev_samples + corpora.encode_corpus(mosei["valid"], encoder, options.text.max_tokens, cache)
             dev_labels = np.concatenate([dev_labels, mosei["valid"].labels])
             dev_name = "MOSI dev + MOSEI valid"
+        if "crema_d" in options.sources:
+            folder = crema_d.features_dir(cache)
+            _check_features(folder, options, with_states)
+            samples["crema_d"], labels["crema_d"], _ = load_split(folder, "train")
+            classes["crema_d"] = np.full(len(samples["crema_d"]), NO_CLASS, np.int64)
+            valid, valid_labels, _ = load_split(folder, "valid")
+            dev_samples = dev_samples + valid
+            dev_labels = np.concatenate([dev_labels, valid_labels])
+            dev_name += " + CREMA-D valid actors"
         text_init = encoder.weights_of_layers() if options.dims.text_tune_layers > 0 else None
     loaders = {"emodb": src.load_emodb, "speech_valence": src.load_speech_valence,
                "taiwan": src.load_taiwan, "muxspace": src.load_muxspace}
     for name, load in loaders.items():
         if name in options.sources:
-            part = load(shared, cache)["train"]
+            part = (load(shared, cache, with_states=with_states) if name in ("emodb", "speech_valence")
+                    else load(shared, cache))["train"]
             samples[name], labels[name] = list(part.samples), part.labels
             classes[name] = np.full(len(part), NO_CLASS, np.int64)
     spec = FeatureSpec(options.text.encoder, TEXT_EXTRACTOR_VERSION, options.text.max_tokens,
-                       voice_mod.COLUMNS, face_mod.COLUMNS, encoder.recorded_layers)
+                       audio_columns(with_states), face_mod.COLUMNS, encoder.recorded_layers)
     return TrainingData(
         samples, labels, classes, _curated_kinds(tuple(samples)), dev_samples, dev_labels, dev_name, spec,
         notes={"label_mappings": {n: LABEL_MAPPINGS[n] for n in SOURCE_MODALITY}}, text_init=text_init,
+        neutral_text=NEUTRAL_TEXT_SOURCES & set(samples),
     )
+
+
+def _check_features(folder: Path, options: TrainOptions, with_states: bool) -> None:
+    """Refuse a features folder made for other text features or another audio layout.
+
+    Raises:
+        ValueError: Missing (with the command that makes it) or unlike the config.
+    """
+    if not (folder / "manifest.json").is_file():
+        raise ValueError(f"{folder}: no CREMA-D features; make them with 'python -m training.crema_d' (resumable)")
+    manifest = read_manifest(folder)
+    made = (manifest.get("text_encoder"), manifest.get("max_tokens"), manifest.get("text_layers"),
+            tuple(manifest.get("audio_columns", ())))
+    wanted = (options.text.encoder, options.text.max_tokens, options.text.layers, audio_columns(with_states))
+    if made != wanted:
+        raise ValueError(f"{folder}: features made with encoder/max_tokens/layers {made[:3]} and "
+                         f"{len(made[3])} audio columns, the config wants {wanted[:3]} and {len(wanted[3])}; "
+                         "extract them again (python -m training.crema_d --out NEW_FOLDER)")
 
 
 def load_features_data(folder: Path) -> TrainingData:

@@ -26,6 +26,7 @@ import numpy as np
 
 from extractors.text import TEXT_EXTRACTOR_VERSION, TextEncoder, normalise_text
 from model.batch import SampleInput
+from model.feature_store import read_label_rows
 from storage.files import write_via_atomic
 from storage.locations import cache_dir, shared_dir
 
@@ -40,6 +41,8 @@ __all__ = [
     "load_mosei",
     "load_vader",
     "load_sst5",
+    "load_sst5_phrases",
+    "parse_sst_tree",
     "load_meld",
     "encode_corpus",
 ]
@@ -100,9 +103,8 @@ def _label_csv_corpora(
 ) -> dict[str, TextCorpus]:
     """Corpora by split of an MMSA-style ``label.csv`` (``text``, ``label``, ``mode`` columns)."""
     splits: dict[str, list[tuple[str, str, float]]] = {}
-    with open(path, newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            splits.setdefault(row["mode"], []).append((row_id(row), text(row["text"]), float(row["label"])))
+    for _, row in read_label_rows(path, ("text", "label", "mode")):
+        splits.setdefault(row["mode"], []).append((row_id(row), text(row["text"]), float(row["label"])))
     return {split: make_corpus(name, split, rows) for split, rows in splits.items()}
 
 
@@ -156,7 +158,7 @@ def load_vader(shared: Path | None = None, dev_fraction: float = 0.1, seed: int 
 # SST is Penn-tokenised ("does n't", "it 's", "-lrb-"); join clitics back so that after
 # normalisation it reads like recognised speech ("doesn't", "it's").
 _SST_CLITIC = re.compile(r" (n't|'s|'re|'ve|'ll|'d|'m)\b")
-_SST_BRACKETS = re.compile(r"-(lrb|rrb|lsb|rsb|lcb|rcb)-")
+_SST_BRACKETS = re.compile(r"-(lrb|rrb|lsb|rsb|lcb|rcb)-", re.IGNORECASE)
 
 
 def _detokenise_sst(sentence: str) -> str:
@@ -176,6 +178,71 @@ def load_sst5(shared: Path | None = None) -> dict[str, TextCorpus]:
                     rows.append((f"{split}/{n}", _detokenise_sst(sentence), SST5_TO_MOSI[int(label)]))
         out[split] = make_corpus("sst5", split, rows)
     return out
+
+
+#: SST phrases kept per length band (words): (lowest, highest, at most). Short phrases are
+#: most of the treebank's 159k distinct phrases; capping each band keeps them from swamping
+#: the longer, compositional ones (negation scopes, contrasts) the phrase labels are for.
+SST_PHRASE_BANDS: tuple[tuple[int, int, int], ...] = ((1, 1, 3000), (2, 2, 5000), (3, 5, 12000), (6, 10, 12000),
+                                                      (11, 10_000, 12000))
+
+
+def parse_sst_tree(line: str) -> list[tuple[int, list[str]]]:
+    """Every node of one PTB-form treebank line as (label 0..4, its tokens), root first.
+
+    ``(3 (2 does) (3 (2 n't) (3 disappoint)))`` gives (3, [does, n't, disappoint]),
+    (2, [does]), (3, [n't, disappoint]), ...
+    """
+    tokens = line.replace("(", " ( ").replace(")", " ) ").split()
+    nodes: list[tuple[int, list[str]]] = []
+
+    def node(i: int) -> tuple[list[str], int]:
+        # tokens[i] == "(", tokens[i + 1] is the label; returns (words, index after the closing ")")
+        label, i = int(tokens[i + 1]), i + 2
+        slot = len(nodes)
+        nodes.append((label, []))
+        words: list[str] = []
+        while tokens[i] != ")":
+            if tokens[i] == "(":
+                child, i = node(i)
+                words.extend(child)
+            else:
+                words.append(tokens[i])
+                i += 1
+        nodes[slot] = (label, words)
+        return words, i + 1
+
+    if tokens:
+        node(0)
+    return nodes
+
+
+def load_sst5_phrases(shared: Path | None = None, seed: int = 0) -> TextCorpus:
+    """Labelled phrases of the SST training trees (``trees/train.txt``) on the MOSI scale.
+
+    Whole sentences are left out (they are the "sst5" source); each distinct phrase (after
+    detokenising to the text the pipeline sees) is kept once with the label of its first
+    occurrence, then at most ``SST_PHRASE_BANDS`` phrases per length band are drawn (seeded).
+    Only the training trees are read: the dev trees are the SST dev split that is reported.
+    """
+    path = _data(shared, "sst5") / "trees" / "train.txt"
+    seen: dict[str, float] = {}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            for label, words in parse_sst_tree(line.strip())[1:]:
+                text = normalise_text(_detokenise_sst(" ".join(words)))
+                if text and text not in seen:
+                    seen[text] = SST5_TO_MOSI[label]
+    rng = np.random.default_rng(seed)
+    rows: list[tuple[str, str, float]] = []
+    texts = sorted(seen)
+    lengths = np.array([len(t.split()) for t in texts])
+    for low, high, most in SST_PHRASE_BANDS:
+        band = np.flatnonzero((lengths >= low) & (lengths <= high))
+        chosen = np.sort(rng.choice(band, size=min(most, len(band)), replace=False)) if len(band) else band
+        rows.extend((f"phrase/{i}", texts[i], seen[texts[i]]) for i in chosen)
+    log.info("sst5 phrases: %d distinct in the training trees, %d kept", len(seen), len(rows))
+    return make_corpus("sst5_phrases", "train", rows)
 
 
 def load_meld(shared: Path | None = None) -> dict[str, tuple[TextCorpus, np.ndarray]]:

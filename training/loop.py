@@ -107,6 +107,8 @@ class TrainingData:
         select_name: What the selection set is, for logs and the summary.
         spec: What made the features (recorded in the weights).
         notes: Extra entries of the training summary (label mappings, provenance).
+        neutral_text: Sources whose words are neutral by design: the text head's target is 0
+            for their samples (the label is the voice's), the fused and other heads take the label.
         text_init: State of the text encoder's layer stack (``TextEncoder.weights_of_layers``),
             from which fine-tuned text layers start (``dims.text_tune_layers`` > 0); None when
             the data came without it.
@@ -122,6 +124,7 @@ class TrainingData:
     spec: FeatureSpec
     notes: dict[str, Any] = field(default_factory=dict)
     text_init: dict[str, Any] | None = None
+    neutral_text: frozenset[str] = frozenset()
 
     @property
     def trained_modalities(self) -> tuple[str, ...]:
@@ -458,11 +461,11 @@ def _drop_modalities(sample: SampleInput, rate: float, rng: np.random.Generator)
 def _draw_batch(
     options: TrainOptions, data: TrainingData, names: list[str], probs: np.ndarray, rng: np.random.Generator,
     size: int | None = None,
-) -> tuple[list[SampleInput], np.ndarray, np.ndarray]:
+) -> tuple[list[SampleInput], np.ndarray, np.ndarray, np.ndarray]:
     """One source-balanced batch (``size`` samples, default ``batch_size``) with token dropout,
-    mixing and modality dropout."""
+    mixing and modality dropout; the last array flags samples of ``data.neutral_text`` sources."""
     pools = {m: [n for n in names if data.modalities[n] == (m,)] for m in _NON_TEXT}
-    batch, labels, classes = [], [], []
+    batch, labels, classes, neutral = [], [], [], []
     for name in rng.choice(names, size=size or options.batch_size, p=probs):
         i = int(rng.integers(len(data.samples[name])))
         sample = _drop_tokens(data.samples[name][i], options.token_dropout, rng)
@@ -481,7 +484,8 @@ def _draw_batch(
         batch.append(sample)
         labels.append(data.labels[name][i])
         classes.append(data.classes[name][i])
-    return batch, np.asarray(labels, np.float32), np.asarray(classes, np.int64)
+        neutral.append(name in data.neutral_text)
+    return batch, np.asarray(labels, np.float32), np.asarray(classes, np.int64), np.asarray(neutral, bool)
 
 
 def _epoch_batches(
@@ -494,15 +498,16 @@ def _epoch_batches(
     done = 0
     while done < steps:
         group = min(k, steps - done)
-        samples, labels, classes = _draw_batch(options, data, names, probs, rng, group * options.batch_size)
+        samples, labels, classes, neutral = _draw_batch(options, data, names, probs, rng,
+                                                        group * options.batch_size)
         if group == 1:
-            yield samples, labels, classes
+            yield samples, labels, classes, neutral
         else:
             order = np.argsort([len(s.text_mask) if s.text is not None else 0 for s in samples], kind="stable")
             cuts = np.array_split(order, group)
             for j in rng.permutation(group):
                 idx = cuts[j]
-                yield [samples[i] for i in idx], labels[idx], classes[idx]
+                yield [samples[i] for i in idx], labels[idx], classes[idx], neutral[idx]
         done += group
 
 
@@ -626,7 +631,7 @@ def train_model(
         model.train()
         sums = {"reg": 0.0, "mod": 0.0, "align": 0.0, "cls": 0.0}
         epoch_start = time.perf_counter()
-        for samples, labels, classes in _epoch_batches(options, data, names, probs, rng, steps_per_epoch):
+        for samples, labels, classes, neutral in _epoch_batches(options, data, names, probs, rng, steps_per_epoch):
             batch = collate(samples, dims, stats, use=use)
             out = model(batch.text, batch.text_mask, batch.audio, batch.audio_mask, batch.vision, batch.vision_mask)
             target = torch.from_numpy(np.nan_to_num(labels))
@@ -634,7 +639,10 @@ def train_model(
             zero = out.score.new_zeros(())
             regression = F.l1_loss(out.score[has_target], target[has_target]) if has_target.any() else zero
             per_modality = out.present & has_target[:, None]
-            modality = ((out.modality_scores - target[:, None]).abs()[per_modality].mean()
+            head_target = target[:, None].repeat(1, out.modality_scores.shape[1])
+            if neutral.any():  # neutral words: the text head learns 0, the voice carries the label
+                head_target[torch.from_numpy(neutral), MODALITIES.index("text")] = 0.0
+            modality = ((out.modality_scores - head_target).abs()[per_modality].mean()
                         if per_modality.any() else zero)
             cls_target = torch.from_numpy(classes)
             with_class = cls_target >= 0

@@ -43,6 +43,7 @@ import numpy as np
 
 from extractors import face as face_mod
 from extractors import voice as voice_mod
+from extractors import voice_states as states_mod
 from model.batch import SampleInput
 from storage import locations
 from storage.files import write_via_atomic
@@ -125,25 +126,34 @@ def _cached(
     return arrays
 
 
-def _voice_frames(paths: Sequence[Path], name: str, cache_dir: Path | None) -> list[np.ndarray]:
-    """Voice frames (T, 34) of each audio file, from the cache or ``extract_voice``."""
+def _voice_frames(paths: Sequence[Path], name: str, cache_dir: Path | None,
+                 with_states: bool = False) -> list[np.ndarray]:
+    """Voice frames of each audio file, from the cache or ``extract_voice``: (T, 34) descriptors,
+    or (T, 418) with Whisper's encoder states beside them (``extractors.voice_states.combine``)."""
     from extractors.assets import resolve_ffmpeg
     from extractors.media import decode_audio
 
     options = voice_mod.VoiceOptions()
-    key = _version(voice_mod, options, [p.name for p in paths])
+    states_options = states_mod.VoiceStatesOptions() if with_states else None
+    key = _version(voice_mod, options, [p.name for p in paths]) if not with_states else \
+        _version(voice_mod, states_mod, options, states_options, [p.name for p in paths])
 
     def make() -> dict[str, np.ndarray]:
         ffmpeg = resolve_ffmpeg()
+        states = states_mod.VoiceStates.load(states_options, locations.cache_dir()) if states_options else None
         tracks = []
         for n, path in enumerate(paths):
-            tracks.append(voice_mod.extract_voice(decode_audio(path, ffmpeg, 16000), 16000, options).values)
+            audio = decode_audio(path, ffmpeg, 16000)
+            track = voice_mod.extract_voice(audio, 16000, options)
+            if states is not None:
+                track = states_mod.combine(track, states.extract(audio))
+            tracks.append(track.values)
             if (n + 1) % 100 == 0:
                 log.info("%s: %d / %d files", name, n + 1, len(paths))
         offsets = np.cumsum([0] + [len(t) for t in tracks]).astype(np.int64)
         return {"values": np.concatenate(tracks).astype(np.float32), "offsets": offsets}
 
-    arrays = _cached(name, key, make, cache_dir)
+    arrays = _cached(name + ("-states" if with_states else ""), key, make, cache_dir)
     v, o = arrays["values"], arrays["offsets"]
     return [v[a:b] for a, b in zip(o[:-1], o[1:])]
 
@@ -173,9 +183,9 @@ def emodb_speaker(filename: str) -> str:
 
 
 def _audio_source(
-    name: str, files: list[tuple[str, Path, float, str, bool]], cache_dir: Path | None
+    name: str, files: list[tuple[str, Path, float, str, bool]], cache_dir: Path | None, with_states: bool = False,
 ) -> dict[str, SourceSamples]:
-    frames = _voice_frames([p for _, p, _, _, _ in files], name, cache_dir)
+    frames = _voice_frames([p for _, p, _, _, _ in files], name, cache_dir, with_states)
     out = {}
     for split, held in (("train", False), ("test", True)):
         chosen = [(f, fr) for f, fr in zip(files, frames) if f[4] == held]
@@ -189,8 +199,10 @@ def _audio_source(
     return out
 
 
-def load_emodb(shared: Path | None = None, cache_dir: Path | None = None) -> dict[str, SourceSamples]:
-    """EmoDB as audio-only samples, split by speaker ("train", "test" = ``EMODB_HELD_OUT_SPEAKERS``)."""
+def load_emodb(shared: Path | None = None, cache_dir: Path | None = None,
+               with_states: bool = False) -> dict[str, SourceSamples]:
+    """EmoDB as audio-only samples, split by speaker ("train", "test" = ``EMODB_HELD_OUT_SPEAKERS``);
+    ``with_states`` adds Whisper's encoder states to each row."""
     folder = (shared or locations.shared_dir()) / "data" / "emodb"
     files = []
     with open(folder / "audio_labels.csv", newline="", encoding="utf-8") as f:
@@ -200,11 +212,13 @@ def load_emodb(shared: Path | None = None, cache_dir: Path | None = None) -> dic
             files.append((name, folder / "wav" / name, EMODB_VALENCE[row["Emotion"].strip().lower()], speaker,
                           speaker in EMODB_HELD_OUT_SPEAKERS))
     files.sort()
-    return _audio_source("emodb", files, cache_dir)
+    return _audio_source("emodb", files, cache_dir, with_states)
 
 
-def load_speech_valence(shared: Path | None = None, cache_dir: Path | None = None) -> dict[str, SourceSamples]:
-    """speech_valence as audio-only samples, valence x 3; files numbered 0, 5, 10, ... held out."""
+def load_speech_valence(shared: Path | None = None, cache_dir: Path | None = None,
+                        with_states: bool = False) -> dict[str, SourceSamples]:
+    """speech_valence as audio-only samples, valence x 3; files numbered 0, 5, 10, ... held out;
+    ``with_states`` adds Whisper's encoder states to each row."""
     folder = (shared or locations.shared_dir()) / "data" / "speech_valence"
     files = []
     with open(folder / "valence.csv", newline="", encoding="utf-8") as f:
@@ -213,7 +227,7 @@ def load_speech_valence(shared: Path | None = None, cache_dir: Path | None = Non
                 number = int(Path(row[0]).stem)
                 files.append((row[0], folder / row[0], 3.0 * float(row[1]), row[0], number % 5 == 0))
     files.sort()
-    return _audio_source("speech_valence", files, cache_dir)
+    return _audio_source("speech_valence", files, cache_dir, with_states)
 
 
 def _padded_rgb(path: Path) -> np.ndarray:
