@@ -12,13 +12,13 @@ do to weights trained on normalised text. Case is moot: MiniLM's tokenizer is un
 from __future__ import annotations
 
 import argparse
-import csv
 import html
 import unicodedata
 
 import numpy as np
 
 from model.batch import SampleInput
+from model.feature_store import LABEL_FILE, read_label_rows
 from model.metrics import mosi_metrics
 from pipeline.config import PipelineConfig
 from pipeline.models import Models
@@ -37,10 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = PipelineConfig().with_overrides(weights_dir=args.weights)
     rows = []
-    with open(shared_dir() / "data" / "mosei" / "label.csv", newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            if row["mode"] == "valid":
-                rows.append((html.unescape(row["text"]), float(row["label"])))
+    for _, row in read_label_rows(shared_dir() / "data" / "mosei" / LABEL_FILE, ("text", "label", "mode")):
+        if row["mode"] == "valid":
+            rows.append((html.unescape(row["text"]), float(row["label"])))
     normalised = load_mosei()["valid"]
     labels = np.array([y for _, y in rows], np.float32)
     assert len(normalised) == len(rows) and np.allclose(normalised.labels, labels)

@@ -32,8 +32,6 @@ file. A clip file counts as done only when it opens as an ``.npz`` holding every
 
 from __future__ import annotations
 
-import codecs
-import csv
 import glob
 import logging
 import math
@@ -53,7 +51,7 @@ from extractors import face as face_mod
 from extractors import voice as voice_mod
 from extractors.errors import ExtractionError
 from extractors.text import TEXT_EXTRACTOR_VERSION
-from model.feature_store import SPLITS, save_clip, write_manifest
+from model.feature_store import LABEL_FILE, SPLITS, LabelFileError, read_label_rows, save_clip, write_manifest
 from model.schema import MODALITIES
 from pipeline.config import PipelineConfig
 from pipeline.errors import USER_ERRORS, PipelineError
@@ -67,7 +65,6 @@ __all__ = ["ClipSpec", "ExtractOptions", "ExtractSummary", "EXTRACT_PARTS", "FEA
 
 log = logging.getLogger(__name__)
 
-LABEL_FILE = "label.csv"
 LABEL_COLUMNS: tuple[str, ...] = ("video_id", "clip_id", "text", "label", "mode")
 #: What a complete clip file holds: the arrays and strings ``model.feature_store.save_clip`` writes.
 FEATURE_KEYS: frozenset[str] = frozenset(
@@ -146,42 +143,20 @@ def read_label_csv(dataset: Path) -> list[ClipSpec]:
             or mode; or a clip is listed twice.
     """
     path = dataset / LABEL_FILE
-    if path.exists() and not path.is_file():  # a FIFO would block open() forever
-        raise PipelineError(f"{path}: not a regular file")
     try:
-        with open(path, encoding="utf-8-sig", newline="") as f:  # -sig: a byte-order mark is not a column name
-            reader = csv.reader(f)
-            try:
-                return _parse_label_rows(reader, path)
-            except csv.Error as e:
-                raise PipelineError(f"{path}:{reader.line_num}: {_csv_problem(e)}") from e
-            except UnicodeDecodeError as e:
-                line, byte = _first_undecodable_line(path)
-                raise PipelineError(f"{path}:{line}: byte 0x{byte:02x} is not UTF-8 (Latin-1 or another code "
-                                    f"page?); save {LABEL_FILE} as UTF-8") from e
+        return _parse_label_rows(read_label_rows(path, LABEL_COLUMNS), path)
+    except LabelFileError as e:
+        raise PipelineError(str(e)) from e
     except OSError as e:
         raise PipelineError(f"{path}: cannot read the dataset's label file: {e.strerror or e}") from e
 
 
-def _parse_label_rows(reader: Any, path: Path) -> list[ClipSpec]:
-    """ClipSpecs of the rows ``reader`` (a ``csv.reader`` over label.csv) gives; the header first."""
-    header = [name.strip() for name in next(reader, [])]
-    if not any(header):
-        raise PipelineError(f"{path}:1: no header (MMSA layout: {','.join(LABEL_COLUMNS)})")
-    missing = [c for c in LABEL_COLUMNS if c not in header]
-    if missing:
-        raise PipelineError(f"{path}:1: missing columns {missing}, found {_shown(','.join(header))} "
-                            f"(MMSA layout: {','.join(LABEL_COLUMNS)})")
-    index = {c: header.index(c) for c in LABEL_COLUMNS}
+def _parse_label_rows(rows: Iterator[tuple[int, dict[str, str]]], path: Path) -> list[ClipSpec]:
+    """ClipSpecs of label.csv's rows (``model.feature_store.read_label_rows``), duplicates refused."""
     specs: list[ClipSpec] = []
     first_line: dict[str, int] = {}
-    for values in reader:
-        if not values:  # a blank line
-            continue
-        line = reader.line_num
-        if len(values) != len(header):
-            raise PipelineError(f"{path}:{line}: {len(values)} fields, the header has {len(header)}")
-        spec = _clip_spec({c: values[i] for c, i in index.items()}, path, line)
+    for line, row in rows:
+        spec = _clip_spec(row, path, line)
         seen = first_line.setdefault(spec.key, line)
         if seen != line:
             raise PipelineError(f"{path}:{line}: clip {_shown(spec.key)} is listed twice (first at line {seen})")
@@ -208,31 +183,6 @@ def _clip_spec(row: dict[str, str], path: Path, line: int) -> ClipSpec:
     if mode not in SPLITS:
         raise PipelineError(f"{path}:{line}: mode {_shown(mode)}, expected one of {', '.join(SPLITS)}")
     return ClipSpec(video_id, clip_id, row["text"], label, mode, line)
-
-
-def _csv_problem(error: csv.Error) -> str:
-    text = str(error)
-    if "field larger than field limit" in text:
-        return (f"a field is longer than {csv.field_size_limit():,} characters (csv.field_size_limit); "
-                f"is this the dataset's {LABEL_FILE}?")
-    return f"not readable as CSV: {text}"
-
-
-def _first_undecodable_line(path: Path) -> tuple[int, int]:
-    """(line, first bad byte) of the first line of ``path`` that is not UTF-8; (0, 0) if none is.
-
-    UTF-8 never splits a character across a newline, so line by line is exact; read again
-    only when decoding already failed.
-    """
-    with open(path, "rb") as f:
-        for n, raw in enumerate(f, 1):
-            if n == 1 and raw.startswith(codecs.BOM_UTF8):
-                raw = raw[len(codecs.BOM_UTF8):]
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                return n, raw[e.start]
-    return 0, 0
 
 
 def _shown(value: str, limit: int = 60) -> str:
