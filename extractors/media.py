@@ -41,7 +41,7 @@ from extractors.errors import MediaError, NoAudioTrackError, NoVideoTrackError
 from extractors.records import Frame, Media
 
 __all__ = [
-    "MediaOptions", "NO_AUDIO_TRACK", "probe", "check_duration", "decode_audio", "iter_frames",
+    "SAMPLE_RATE_HZ", "MediaOptions", "NO_AUDIO_TRACK", "probe", "check_duration", "decode_audio", "iter_frames",
     "frame_count_estimate",
 ]  # fmt: skip
 
@@ -60,6 +60,9 @@ _ROTATE_TAG = re.compile(r"^\s*rotate\s*:\s*(-?\d+(?:\.\d+)?)\s*$")
 # A stream's own duration, in its metadata: Matroska/WebM writers record it ("DURATION-eng" too).
 _STREAM_DURATION_TAG = re.compile(r"^\s*DURATION(?:-\w+)?\s*:\s*(\d+):(\d+):(\d+(?:\.\d+)?)\s*$")
 
+#: The pipeline's one audio rate, mono: Whisper consumes 16 kHz, and the voice descriptors were
+#: tuned and trained on it. Every stage that reads decoded audio reads it at this rate.
+SAMPLE_RATE_HZ = 16_000
 #: Seconds allowed for ``probe`` (it reads headers only; a stuck network mount should not hang a batch).
 _PROBE_TIMEOUT_S = 60.0
 #: What a user reads when a file holds no audio stream (after the file's name).
@@ -82,8 +85,9 @@ class MediaOptions:
     """How media is decoded for the feature extractors.
 
     Attributes:
-        sample_rate_hz: Audio is resampled to this rate, mono. 16 kHz is what Whisper
-            consumes and covers the voice band that the voice descriptors look at.
+        sample_rate_hz: Audio is resampled to this rate, mono. Only ``SAMPLE_RATE_HZ``
+            (16 kHz) is accepted: it is what Whisper consumes, it covers the voice band that
+            the voice descriptors look at, and the weights were trained on features made at it.
         frame_fps: Video frames sampled per second. 4 fps because facial expressions
             change over hundreds of milliseconds (a 250 ms step misses little; a word's
             interval takes the nearest frame when it holds none), while the face stage costs
@@ -99,12 +103,15 @@ class MediaOptions:
             all of it): 6 h (the default) is 1.4 GB at 16 kHz. ``math.inf`` removes the limit.
     """
 
-    sample_rate_hz: int = 16000
+    sample_rate_hz: int = SAMPLE_RATE_HZ
     frame_fps: float = 4.0
     max_side_px: int = 640
     max_duration_s: float = 6 * 3600.0
 
     def __post_init__(self) -> None:
+        if self.sample_rate_hz != SAMPLE_RATE_HZ:
+            raise ValueError(f"MediaOptions.sample_rate_hz must be {SAMPLE_RATE_HZ} Hz (what Whisper and the voice "
+                             f"descriptors read), got {self.sample_rate_hz}")
         if not self.max_duration_s > 0:  # also refuses NaN
             raise ValueError(f"MediaOptions.max_duration_s must be > 0 seconds, got {self.max_duration_s}")
 
@@ -284,17 +291,17 @@ def check_duration(media: Media, max_duration_s: float) -> None:
 
     Raises:
         MediaError: ``media.duration_s`` exceeds the limit; one line naming the file, its
-            duration, the limit and how to raise it.
+            duration and the limit it hit (a command line adds its own flag for raising it).
     """
     if media.duration_s > max_duration_s:
         raise MediaError(
             f"{media.path}: lasts {_hms(media.duration_s)} ({media.duration_s:.0f} s), longer than the "
-            f"{max_duration_s:g} s limit (--max-duration SECONDS, MediaOptions.max_duration_s)"
+            f"{max_duration_s:g} s limit (MediaOptions.max_duration_s)"
         )
 
 
 def decode_audio(
-    source: Media | Path, ffmpeg: Path, sample_rate_hz: int = 16000, *, max_duration_s: float | None = None
+    source: Media | Path, ffmpeg: Path, sample_rate_hz: int = SAMPLE_RATE_HZ, *, max_duration_s: float | None = None
 ) -> np.ndarray:
     """The first audio stream with sound, as mono float32 samples resampled by ffmpeg.
 
@@ -389,7 +396,7 @@ def _decode_stream(
             if max_samples is not None and filled // 4 > max_samples:
                 raise MediaError(
                     f"{path}: decodes to more than {_hms(max_duration_s or 0)} ({max_duration_s:g} s) of audio, "
-                    f"the limit (--max-duration SECONDS, MediaOptions.max_duration_s)"
+                    f"the limit (MediaOptions.max_duration_s)"
                 )
         returncode = proc.wait()
     finally:

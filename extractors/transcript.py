@@ -22,17 +22,15 @@ import numpy as np
 
 from extractors.assets import resolve_whisper_model, set_hub_offline
 from extractors.errors import ModelNotFoundError
+from extractors.media import SAMPLE_RATE_HZ
 from extractors.records import Segment, Transcript, Word
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
-__all__ = ["AsrOptions", "Transcriber", "SAMPLE_RATE_HZ", "chunk_bounds"]
+__all__ = ["AsrOptions", "Transcriber", "chunk_bounds"]
 
 log = logging.getLogger(__name__)
-
-#: Whisper consumes 16 kHz mono.
-SAMPLE_RATE_HZ = 16_000
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,7 @@ import librosa
 import numpy as np
 import parselmouth
 
+from extractors.media import SAMPLE_RATE_HZ
 from extractors.records import FeatureTrack
 
 __all__ = ["COLUMNS", "VoiceOptions", "extract_voice", "RATE_HZ"]
@@ -116,7 +117,7 @@ _FLOOR_DB = -100.0
 _EPS_POWER = 10.0 ** (_FLOOR_DB / 10.0)
 _FLOOR_AMPLITUDE = 10.0 ** (_FLOOR_DB / 20.0)
 #: Rate that audio is resampled to when the hop is not a whole number of samples at its own rate.
-_RESAMPLE_RATE_HZ = 16000
+_RESAMPLE_RATE_HZ = SAMPLE_RATE_HZ
 #: Frames analysed at once: bounds memory (a few MB) for hour-long audio.
 _CHUNK_FRAMES = 2000
 #: Spectral tilt is fitted over this band, so that 16 kHz and 44.1 kHz audio agree.

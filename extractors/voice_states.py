@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from extractors.media import SAMPLE_RATE_HZ
 from extractors.records import FeatureTrack
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ WINDOW_S = 30.0
 STATE_WIDTH = 384
 #: Column names of the states (model input columns recorded in the weights).
 STATE_COLUMNS: tuple[str, ...] = tuple(f"whisper_tiny_{i:03d}" for i in range(STATE_WIDTH))
-_SAMPLE_RATE_HZ = 16_000
+_SAMPLE_RATE_HZ = SAMPLE_RATE_HZ
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ from pipeline.config import PipelineConfig
 from pipeline.errors import USER_ERRORS, PipelineError
 from pipeline.features import featurize
 from pipeline.inputs import MEDIA_SUFFIXES
+from pipeline.languages import ENGLISH
 from pipeline.models import Models
 from storage.locations import UnsafeNameError, check_name, lies_inside
 
@@ -113,7 +114,7 @@ class ExtractOptions:
     """
 
     workers: int = 1
-    language: str = "en"
+    language: str = ENGLISH
 
 
 @dataclass(frozen=True)

@@ -30,13 +30,13 @@ from extractors import face as face_mod
 from extractors.media import decode_audio, iter_frames, probe
 from extractors.records import FeatureTrack, Frame, Media, TokenFeatures
 from extractors.text import TextEncoder, normalise_text
-from extractors.transcript import SAMPLE_RATE_HZ
 from extractors.voice import extract_voice
 from extractors.voice_states import combine
 from model.batch import SampleInput
 from pipeline.align import align_utterance, spread_to_tokens
 from pipeline.config import PipelineConfig
 from pipeline.errors import UnsupportedLanguageError
+from pipeline.languages import ENGLISH
 from pipeline.models import Models
 from pipeline.records import AlignedUtterance, Utterance, VideoFeatures
 from pipeline.utterances import split_utterances
@@ -107,7 +107,7 @@ def featurize(
         # Too long a file is refused here, before anything is decoded (max_duration_s).
         audio = decode_audio(media, models.ffmpeg, config.media.sample_rate_hz,
                              max_duration_s=config.media.max_duration_s)
-    total = max(len(audio) / SAMPLE_RATE_HZ, media.duration_s)
+    total = max(len(audio) / config.media.sample_rate_hz, media.duration_s)
     report("decode", total, total)
 
     def result(status: str, utterances: tuple[Utterance, ...] = (), aligned: tuple[AlignedUtterance, ...] = (),
@@ -125,7 +125,7 @@ def featurize(
         with _timed(seconds, "asr"):
             if language is None:
                 language_id, language_p = models.transcriber.identify_language(audio)
-                if language_id != "en" and language_p >= NON_ENGLISH_MIN_PROBABILITY:
+                if language_id != ENGLISH and language_p >= NON_ENGLISH_MIN_PROBABILITY:
                     raise UnsupportedLanguageError(
                         f"{path}: speech identified as {language_id!r} (p={language_p:.2f}); the sentiment model "
                         "reads English only (use --language en to score it anyway)"
@@ -133,7 +133,7 @@ def featurize(
             else:
                 language_id, language_p = language, 1.0
             transcript = models.transcriber.transcribe(
-                audio, lambda done: report("asr", done, total), language or "en"
+                audio, lambda done: report("asr", done, total), language or ENGLISH
             )
         if segmentation == "whole":
             words = transcript.words
@@ -149,7 +149,7 @@ def featurize(
             return result("no_speech", coverage=face.coverage if media.has_video else None)
 
         with _timed(seconds, "voice"):
-            voice = extract_voice(audio, SAMPLE_RATE_HZ, config.voice)
+            voice = extract_voice(audio, config.media.sample_rate_hz, config.voice)
             if models.voice_states is not None:  # the weights read Whisper's encoder states too
                 voice = combine(voice, models.voice_states.extract(audio))
         report("voice", total, total)

@@ -10,7 +10,6 @@ import logging
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from extractors.assets import resolve_ffmpeg
 from extractors.errors import MediaError, NoAudioTrackError, NoVideoTrackError
 from extractors.media import (
     NO_AUDIO_TRACK,
+    SAMPLE_RATE_HZ,
     MediaOptions,
     _input_url,
     _parse_probe,
@@ -415,15 +415,13 @@ def test_fifo_and_devices_are_refused_before_ffmpeg_starts(tmp_path: Path, monke
         link.symlink_to("/dev/zero")
         cases.append((link, "is not a regular file (character device)"))
     _refuse_ffmpeg(monkeypatch)
-    for path, message in cases:
-        started = time.perf_counter()
+    for path, message in cases:  # refused from a stat() alone: nothing is opened, ffmpeg never starts
         for call in (lambda: probe(path, Path("ffmpeg")), lambda: decode_audio(path, Path("ffmpeg"))):
             with pytest.raises(MediaError) as raised:
                 call()
             text = str(raised.value)
             assert text.startswith(f"{path}: ") and message in text and "\n" not in text
             assert "empty" not in text
-        assert time.perf_counter() - started < 1.0
 
 
 def test_dangling_symlink_is_no_such_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -491,6 +489,16 @@ def test_max_duration_default_and_validation() -> None:
             MediaOptions(max_duration_s=bad)
 
 
+def test_one_sample_rate_for_every_stage() -> None:
+    from extractors import transcript, voice, voice_states
+    from pipeline.config import PipelineConfig
+
+    assert MediaOptions().sample_rate_hz == SAMPLE_RATE_HZ == 16_000 == PipelineConfig().media.sample_rate_hz
+    assert transcript.SAMPLE_RATE_HZ is voice.SAMPLE_RATE_HZ is voice_states.SAMPLE_RATE_HZ is SAMPLE_RATE_HZ
+    with pytest.raises(ValueError, match=r"^MediaOptions.sample_rate_hz must be 16000 Hz .*got 44100$"):
+        MediaOptions(sample_rate_hz=44_100)
+
+
 @pytest.mark.slow
 def test_a_day_long_file_is_refused_after_the_probe_before_decoding(
     day_long: Path, ffmpeg: Path, monkeypatch: pytest.MonkeyPatch
@@ -501,14 +509,11 @@ def test_a_day_long_file_is_refused_after_the_probe_before_decoding(
     media = probe(day_long, ffmpeg)
     assert media.duration_s == pytest.approx(86400, abs=1)
     monkeypatch.setattr("extractors.media._decode_stream", no_decoding)
-    started = time.perf_counter()
     with pytest.raises(MediaError) as raised:
         decode_audio(day_long, ffmpeg, max_duration_s=MediaOptions().max_duration_s)  # probes, then refuses
-    assert time.perf_counter() - started < 5.0
     assert str(raised.value) == (
-        f"{day_long}: lasts 24:00:00 (86400 s), longer than the 21600 s limit "
-        "(--max-duration SECONDS, MediaOptions.max_duration_s)"
-    )
+        f"{day_long}: lasts 24:00:00 (86400 s), longer than the 21600 s limit (MediaOptions.max_duration_s)"
+    )  # the limit it hit, not a command-line flag: the CLI adds its own
     with pytest.raises(MediaError, match="longer than the 21600 s limit"):
         check_duration(media, 21600)
     check_duration(media, float("inf"))  # no limit

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from bench.wer import word_error_rate
-from extractors.media import decode_audio
-from extractors.transcript import SAMPLE_RATE_HZ, AsrOptions, Transcriber
+from extractors.media import SAMPLE_RATE_HZ, decode_audio
+from extractors.transcript import AsrOptions, Transcriber
 from tests.conftest import requires_shared
 
 log = logging.getLogger(__name__)
