@@ -114,8 +114,8 @@ def test_scoring_and_extraction_feed_the_model_identical_inputs(models, tmp_path
 @requires_grid
 def test_extract_train_and_score(dataset: tuple[Path, list[list[object]]], tmp_path: Path):
     from model.feature_store import load_split
-    from training.train import main as train_main
     from pipeline.cli import main as cli_main
+    from training.train import main as train_main
 
     root, rows = dataset
     features = tmp_path / "features"
