@@ -25,13 +25,14 @@ import numpy as np
 
 from extractors.text import normalise_text
 from model.batch import SampleInput
+from model.schema import NEUTRAL_BAND, polarity_of
 from pipeline.config import PipelineConfig
 from pipeline.errors import PipelineError, UnsupportedLanguageError
 from pipeline.languages import ENGLISH, LANGUAGE_NAMES, TextLanguage, check_text_language
 from pipeline.models import Models
 from pipeline.windows import pool_rows, text_windows
 
-__all__ = ["TextScore", "TextScorer", "score_texts", "language_refusal"]
+__all__ = ["TextScore", "TextScorer", "score_texts", "language_refusal", "check_texts"]
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,13 @@ TEXT_LANGUAGES: tuple[str | None, ...] = (None, ENGLISH)
 
 @dataclass(frozen=True)
 class TextScore:
-    """One text as the checked text path saw it.
+    """One text as the checked text path saw it: the row ``score_texts`` and ``python -m pipeline text`` give.
 
     Attributes:
         sentiment: Score in [-3, 3]; None when the text was not scored (it looks like another
             language and English was not forced).
+        polarity: "negative", "neutral" or "positive" of ``sentiment`` (``model.schema.polarity_of``
+            with the scorer's neutral band); "" when not scored.
         language: The language check's result: "en", or the language the text looks like
             (``pipeline.languages.TextLanguage.language``); kept when English was forced.
         evidence: Why the check named another language ("" for English).
@@ -60,6 +63,7 @@ class TextScore:
     """
 
     sentiment: float | None
+    polarity: str
     language: str
     evidence: str = ""
     windows: int = 1
@@ -67,13 +71,15 @@ class TextScore:
 
 @dataclass
 class TextScorer:
-    """Scores texts with loaded models (holds models only).
+    """Scores texts with loaded models (holds models and the fixed neutral band, no per-call state).
 
     Attributes:
         models: Models with at least the parts "text" and "miar" (a full ``Models`` does too).
+        neutral_band: Scores with ``abs(score) < neutral_band`` are neutral (``OutputOptions.neutral_band``).
     """
 
     models: Models
+    neutral_band: float = NEUTRAL_BAND
 
     @classmethod
     def load(cls, config: PipelineConfig) -> TextScorer:
@@ -83,14 +89,16 @@ class TextScorer:
             ModelNotFoundError: The encoder is not installed.
             CheckpointError: The weights are missing, corrupt, or made for another encoder.
         """
-        return cls(Models.load(config, parts=TEXT_PARTS))
+        return cls(Models.load(config, parts=TEXT_PARTS), config.output.neutral_band)
 
     def score(self, texts: Sequence[str]) -> np.ndarray:
         """Scores in [-3, 3], one per text: (N,) float32. No language check (``score_checked`` has one).
 
         Raises:
+            TypeError: ``texts`` is one str or bytes, or holds something that is not a str.
             ValueError: A text has no words after normalisation (nothing to score).
         """
+        check_texts(texts)
         return self._score_windows(texts)[0]
 
     def score_checked(self, texts: Sequence[str], language: str | None = None) -> list[TextScore]:
@@ -103,15 +111,18 @@ class TextScorer:
                 result is still reported.
 
         Raises:
+            TypeError: ``texts`` is one str or bytes, or holds something that is not a str.
             ValueError: A text has no words after normalisation.
             PipelineError: ``language`` is not None or "en".
         """
         checks = _checked_languages(texts, language)
         scored = [i for i, check in enumerate(checks) if language == ENGLISH or check.is_english]
         scores, windows = self._score_windows([texts[i] for i in scored]) if scored else (np.zeros(0), [])
-        out = [TextScore(None, check.language, check.evidence, 0) for check in checks]
+        out = [TextScore(None, "", check.language, check.evidence, 0) for check in checks]
         for i, score, n in zip(scored, scores, windows):
-            out[i] = TextScore(float(score), checks[i].language, checks[i].evidence, n)
+            sentiment = float(score)
+            out[i] = TextScore(sentiment, polarity_of(sentiment, self.neutral_band), checks[i].language,
+                               checks[i].evidence, n)
         return out
 
     def _score_windows(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
@@ -168,19 +179,25 @@ def language_refusal(what: str, language: str, evidence: str) -> str:
 
 
 def score_texts(texts: Sequence[str], config: PipelineConfig | None = None, *,
-                language: str | None = None) -> list[float]:
-    """Sentiment in [-3, 3] for each text, from the shipped weights' text path.
+                language: str | None = None) -> list[TextScore]:
+    """One row per text from the shipped weights' text path: sentiment in [-3, 3], polarity, language.
 
     Loads the encoder and weights on every call: for many calls, keep a ``TextScorer``.
     Texts longer than the encoder's limit are scored over overlapping windows, pooled.
 
     Args:
-        texts: Sentences or longer texts (any case and punctuation; normalised as ASR words are).
-        config: Which weights and encoder; defaults to ``PipelineConfig()``.
+        texts: Sentences or longer texts (any case and punctuation; normalised as ASR words are):
+            a list of str, even for one text (``score_texts(["I loved it"])``).
+        config: Which weights, encoder and neutral band; defaults to ``PipelineConfig()``.
         language: None checks every text's language first and refuses the lot if one looks
             like another language; "en" scores every text as English.
 
+    Returns:
+        ``TextScore`` per text, in order (every ``sentiment`` set: nothing is left unscored).
+
     Raises:
+        TypeError: ``texts`` is one str or bytes (a str is a sequence of characters), or holds
+            something that is not a str; raised before any model loads, naming the item.
         UnsupportedLanguageError: A text looks like another language (``language`` None); raised
             before any model loads, naming the first such text.
         PipelineError: ``language`` is not None or "en".
@@ -199,10 +216,38 @@ def score_texts(texts: Sequence[str], config: PipelineConfig | None = None, *,
     if not texts:
         return []
     with TextScorer.load(config or PipelineConfig()) as scorer:
-        return [float(s) for s in scorer.score(texts)]
+        return scorer.score_checked(texts, language=ENGLISH)  # checked above: every text is to be scored
+
+
+def check_texts(texts: object) -> None:
+    """Refuse what is not a sequence of str, before any model loads.
+
+    Raises:
+        TypeError: ``texts`` is one str or bytes, or is not a sequence, or item ``i`` is not a str
+            (the message names ``i``, its type and the fix).
+    """
+    if isinstance(texts, str):
+        raise TypeError(f"texts is one str ({_shown(texts)}), and a str is a sequence of characters: pass a "
+                        f"list of texts, e.g. [{_shown(texts)}] to score it as one text")
+    if isinstance(texts, (bytes, bytearray)):
+        raise TypeError("texts is bytes: decode it (data.decode('utf-8')) and pass a list of str, "
+                        "e.g. [data.decode('utf-8')]")
+    if not isinstance(texts, Sequence):
+        raise TypeError(f"texts is a {type(texts).__name__}: pass a list of str")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            fix = ("decode it (.decode('utf-8'))" if isinstance(text, (bytes, bytearray))
+                   else "pass text as str (str(x) if that is what you mean)")
+            raise TypeError(f"text {i} is {type(text).__name__} ({_shown(text)}), not str: {fix}")
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _checked_languages(texts: Sequence[str], language: str | None) -> list[TextLanguage]:
+    check_texts(texts)
     if language not in TEXT_LANGUAGES:
         raise PipelineError(f"language {language!r}: the text path takes None (check each text) or 'en' "
                             "(score every text as English); the model reads English only")

@@ -80,9 +80,14 @@ def test_clear_sentiment_is_ordered(scorer: TextScorer):
 
 
 @pytest.mark.slow
-def test_score_texts_loads_the_same_model(scorer: TextScorer):
-    texts = ["what a wonderful day", "I hate this so much"]
-    assert score_texts(texts) == pytest.approx([float(s) for s in scorer.score(texts)], abs=1e-5)
+def test_score_texts_loads_the_same_model_and_gives_rows_with_polarity(scorer: TextScorer):
+    texts = ["I loved it", "what a wonderful day", "I hate this so much"]
+    rows = score_texts(texts)
+    assert [r.sentiment for r in rows] == pytest.approx([float(s) for s in scorer.score(texts)], abs=1e-5)
+    assert [(r.polarity, r.language, r.windows) for r in rows] == [("positive", "en", 1), ("positive", "en", 1),
+                                                                   ("negative", "en", 1)]
+    alone, = scorer.score_checked(["I loved it"])  # one text in a list: one row, the same one
+    assert alone.sentiment == pytest.approx(rows[0].sentiment, abs=1e-5) and alone.polarity == "positive"
 
 
 @pytest.mark.slow
@@ -205,7 +210,9 @@ def test_score_checked_marks_and_refuses_other_languages_unless_forced(scorer: T
     assert checked[0].sentiment == pytest.approx(float(scorer.score(["I loved it"])[0]), abs=1e-5)
     forced = scorer.score_checked(texts, language="en")
     assert [r.language for r in forced] == ["en", "de", "en"] and all(r.sentiment is not None for r in forced)
-    assert score_texts(texts, language="en") == pytest.approx([r.sentiment for r in forced], abs=1e-5)
+    assert [r.sentiment for r in score_texts(texts, language="en")] == pytest.approx(
+        [r.sentiment for r in forced], abs=1e-5)
+    assert [r.polarity for r in checked] == [forced[0].polarity, "", forced[2].polarity]
 
 
 @pytest.mark.slow
