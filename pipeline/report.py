@@ -30,12 +30,12 @@ import logging
 import math
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from extractors.errors import ExtractionError
-from model.schema import MODALITIES, NEUTRAL_BAND, SCORE_MAX, polarity_of
+from model.schema import MODALITIES, NEUTRAL_BAND, SCORE_MAX, SCORE_MIN, polarity_of
 from pipeline.errors import PipelineError
 from pipeline.output import SUMMARY_NAME, SummaryRow, UtteranceRow, iter_output_rows, open_output, read_summary
 
@@ -217,6 +217,32 @@ def report_data_from_rows(stem: str, rows: Iterable[Mapping[str, object] | Utter
 def _finite(row: UtteranceRow) -> bool:
     """Every number of ``row`` is finite (a hand-edited ``inf`` or ``nan`` cannot be drawn)."""
     return all(not isinstance(v, float) or math.isfinite(v) for v in (getattr(row, f.name) for f in fields(row)))
+
+
+#: Row fields on the sentiment scale, and row fields that are shares (0..1): what the pipeline writes.
+_SCORE_FIELDS: tuple[str, ...] = ("sentiment", "text_score", "voice_score", "face_score")
+_SHARE_FIELDS: tuple[str, ...] = ("face_coverage", "asr_word_prob", "voiced_share", "smile", "brow_down")
+
+
+def _out_of_range(row: UtteranceRow) -> str:
+    """Why ``row`` holds a value the pipeline never writes ("" when it holds none): a score outside
+    [-3, 3], a share outside [0, 1], a negative time or word count, a start after its end, a polarity
+    that is not one. Such a row was edited by hand (or is not ours) and is not drawn."""
+    for name in _SCORE_FIELDS:
+        value = getattr(row, name)
+        if value is not None and not SCORE_MIN <= value <= SCORE_MAX:
+            return f"{name} {value:g} is outside [{SCORE_MIN:g}, {SCORE_MAX:g}]"
+    for name in _SHARE_FIELDS:
+        value = getattr(row, name)
+        if value is not None and not 0.0 <= value <= 1.0:
+            return f"{name} {value:g} is outside [0, 1]"
+    if row.start_s < 0 or row.start_s > row.end_s:
+        return f"start_s {row.start_s:g} is {'negative' if row.start_s < 0 else f'after end_s {row.end_s:g}'}"
+    if row.n_words < 0 or row.utterance < 0:
+        return "a negative count"
+    if row.polarity not in POLARITY_COLOURS:
+        return f"polarity {row.polarity[:20]!r} is not one of {', '.join(POLARITY_COLOURS)}"
+    return ""
 
 
 def _finite_or_none(value: float | None) -> float | None:
@@ -438,13 +464,20 @@ def _write(data: ReportData, out_dir: Path) -> Path:
     return html_path
 
 
-def write_report(result: VideoResult, out_dir: Path, options: OutputOptions) -> Path:
+def write_report(result: VideoResult, out_dir: Path, options: OutputOptions, stem: str | None = None) -> Path:
     """Write ``<stem>.png`` and ``<stem>.html`` for ``result`` into ``out_dir``; returns the HTML path.
+
+    Args:
+        stem: The stem of the input's per-video output (a batch renames clashing stems,
+            ``pipeline.inputs.output_stems``); default the media file's own stem.
 
     Raises:
         OutputError: The files cannot be written.
     """
-    return _write(report_data_from_result(result, options), out_dir)
+    data = report_data_from_result(result, options)
+    if stem is not None:
+        data = replace(data, stem=stem)
+    return _write(data, out_dir)
 
 
 def _summary_rows(folder: Path) -> tuple[dict[str, SummaryRow], dict[str, SummaryRow]]:
@@ -499,6 +532,8 @@ def _read_report_data(stem: str, path: Path, summary: SummaryRow | None, neutral
         for line, row, why in iter_output_rows(path):
             if row is not None and not _finite(row):
                 row, why = None, "a number that is not finite"
+            elif row is not None and (problem := _out_of_range(row)):
+                row, why = None, f"{problem}, which the pipeline never writes"
             if row is None:
                 bad.append(f"line {line}: {why}")
             else:
