@@ -51,7 +51,15 @@ from extractors import face as face_mod
 from extractors import voice as voice_mod
 from extractors.errors import ExtractionError
 from extractors.text import TEXT_EXTRACTOR_VERSION
-from model.feature_store import LABEL_FILE, SPLITS, LabelFileError, read_label_rows, save_clip, write_manifest
+from model.feature_store import (
+    LABEL_FILE,
+    MANIFEST_FILE,
+    SPLITS,
+    LabelFileError,
+    read_label_rows,
+    save_clip,
+    write_manifest,
+)
 from model.schema import MODALITIES
 from pipeline.config import PipelineConfig
 from pipeline.errors import USER_ERRORS, PipelineError
@@ -59,6 +67,7 @@ from pipeline.features import featurize
 from pipeline.inputs import MEDIA_SUFFIXES
 from pipeline.languages import ENGLISH
 from pipeline.models import Models
+from storage.files import not_a_folder, outputs_over_inputs
 from storage.locations import UnsafeNameError, check_name, lies_inside
 
 __all__ = ["ClipSpec", "ExtractOptions", "ExtractSummary", "EXTRACT_PARTS", "FEATURE_KEYS", "LABEL_COLUMNS",
@@ -226,9 +235,11 @@ def _check_folders_inside(dataset: Path, out: Path, specs: Sequence[ClipSpec]) -
 
 
 def is_complete_clip(target: Path, spec: ClipSpec) -> bool:
-    """True when ``target`` is a regular file (not a link) that opens as this clip's ``.npz``.
+    """True when ``target`` is a regular file (not a link) that opens as this clip's ``.npz`` with
+    label.csv's current label and text.
 
-    A leftover, truncated or foreign file is not complete (a warning says why): resume
+    A leftover, truncated or foreign file is not complete, nor is one whose label or text label.csv
+    has changed since (training reads the label from the file): a warning says why, resume
     extracts the clip again and the atomic writer replaces it.
     """
     try:
@@ -241,6 +252,11 @@ def is_complete_clip(target: Path, spec: ClipSpec) -> bool:
                     problem = f"lacks {missing[:4]}"
                 elif (str(z["video_id"]), str(z["clip_id"])) != (spec.video_id, spec.clip_id):
                     problem = f"holds clip {_shown(str(z['video_id']))}/{_shown(str(z['clip_id']))}"
+                elif z["label"] != np.float32(spec.label):
+                    problem = f"holds label {float(z['label']):g}, label.csv line {spec.line} now says {spec.label:g}"
+                elif str(z["label_text"]) != spec.text:
+                    problem = f"holds text {_shown(str(z['label_text']))}, label.csv line {spec.line} now says " \
+                              f"{_shown(spec.text)}"
                 else:
                     return True
     except FileNotFoundError:
@@ -249,6 +265,63 @@ def is_complete_clip(target: Path, spec: ClipSpec) -> bool:
         problem = f"unreadable as .npz: {e}"
     log.warning("%s: %s; extracting %s again", target, problem, spec.key)
     return False
+
+
+def _other_split_files(out: Path, spec: ClipSpec) -> Iterator[Path]:
+    """Where ``spec``'s clip file would be in the features folder's other splits."""
+    for split in SPLITS:
+        if split != spec.split:
+            yield replace(spec, split=split).feature_file(out)
+
+
+def _check_outputs_spare_inputs(dataset: Path, out: Path, specs: Sequence[ClipSpec]) -> None:
+    """Refuse the run when a file it writes or removes is one it reads (label.csv, a clip's media),
+    compared by path with links resolved and by inode, before anything is extracted.
+
+    Raises:
+        PipelineError: Naming the first such file.
+    """
+    inputs = [dataset / LABEL_FILE, *(media_path(dataset, spec) for spec in specs)]
+    outputs = [out / MANIFEST_FILE]
+    for spec in specs:
+        outputs += [spec.feature_file(out), *_other_split_files(out, spec)]
+    clashes = outputs_over_inputs(inputs, outputs)
+    if clashes:
+        output, source = clashes[0]
+        raise PipelineError(f"{output} would be written over the input {source}; nothing was extracted: "
+                            "write the features to another folder")
+
+
+def _remove_moved_clips(out: Path, specs: Sequence[ClipSpec]) -> None:
+    """Remove the file a clip left in another split before label.csv moved it (``train`` -> ``test``).
+
+    Only this clip's own ``.npz`` (a regular file inside ``out`` holding its ids) is removed, with a
+    warning; anything else found there is reported and left alone.
+    """
+    for spec in specs:
+        for stale in _other_split_files(out, spec):
+            if not os.path.lexists(stale):
+                continue
+            old_split = stale.parent.parent.name
+            if lies_inside(stale.parent, out) and _holds_clip(stale, spec):
+                stale.unlink()
+                log.warning("%s: label.csv line %d puts clip %s in %s; removed its %s features %s", spec.key,
+                            spec.line, spec.key, spec.split, old_split, stale)
+            else:
+                log.warning("%s: %s is in split %s, but label.csv line %d puts the clip in %s; it is not this "
+                            "clip's features file, so it is left alone (not in the manifest)", spec.key, stale,
+                            old_split, spec.line, spec.split)
+
+
+def _holds_clip(path: Path, spec: ClipSpec) -> bool:
+    """``path`` is a regular file (not a link) that opens as an ``.npz`` of ``spec``'s ids."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        with np.load(path) as z:
+            return (str(z["video_id"]), str(z["clip_id"])) == (spec.video_id, spec.clip_id)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return False
 
 
 def _extract_clip(path: Path, spec: ClipSpec, target: Path, config: PipelineConfig, models: Models,
@@ -375,10 +448,16 @@ def extract_dataset(dataset: Path, out: Path, config: PipelineConfig | None = No
         config = replace(config, text=replace(config.text, layers=models.text_encoder.recorded_layers))
     specs = read_label_csv(dataset)
     _check_folders_inside(dataset, out, specs)
+    _check_outputs_spare_inputs(dataset, out, specs)
+    blocker = not_a_folder(out)
+    if blocker is not None:
+        raise PipelineError(f"{out}: cannot create the features folder: {blocker} is a file, not a folder; "
+                            "name a folder (it is created when missing)")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise PipelineError(f"{out}: cannot create the features folder: {e.strerror or e}") from e
+    _remove_moved_clips(out, specs)
     done: set[str] = set()
     todo: list[tuple[ClipSpec, Path, Path]] = []
     for spec in specs:

@@ -22,13 +22,14 @@ import hashlib
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
 __all__ = ["NotRegularFileError", "atomic_path", "open_atomic", "write_bytes_atomic", "write_text_atomic",
-           "write_via_atomic", "sha256_of", "TEMP_SUFFIX", "temp_prefix", "temp_name_bytes", "temp_files_of"]
+           "write_via_atomic", "sha256_of", "TEMP_SUFFIX", "temp_prefix", "temp_name_bytes", "temp_files_of",
+           "outputs_over_inputs", "not_a_folder"]
 
 #: Temporary files end with this (then the target's own suffix, which ``np.savez`` needs).
 TEMP_SUFFIX = ".part"
@@ -159,3 +160,45 @@ def sha256_of(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _identities(path: Path) -> tuple[str, tuple[int, int] | None]:
+    """What names one file: the path with links resolved, and (device, inode) when it exists (hard links)."""
+    try:
+        st = os.stat(path)
+        inode: tuple[int, int] | None = (st.st_dev, st.st_ino)
+    except OSError:
+        inode = None
+    return os.path.realpath(path), inode
+
+
+def outputs_over_inputs(inputs: Iterable[Path], outputs: Iterable[Path]) -> list[tuple[Path, Path]]:
+    """``(output, input)`` for each output that would replace an input: the same file once links are
+    resolved, or the same inode (a hard link). Compared by path and ``stat`` only: nothing is opened.
+
+    Every command checks its outputs against its inputs with this before anything loads, so a run
+    never writes its results over what it reads (``run clips/a.csv --out clips``, ``text f --out f``).
+    """
+    by_path: dict[str, Path] = {}
+    by_inode: dict[tuple[int, int], Path] = {}
+    for path in inputs:
+        real, inode = _identities(path)
+        by_path.setdefault(real, path)
+        if inode is not None:
+            by_inode.setdefault(inode, path)
+    clashes = []
+    for out in outputs:
+        real, inode = _identities(out)
+        hit = by_path.get(real) or (by_inode.get(inode) if inode is not None else None)
+        if hit is not None:
+            clashes.append((Path(out), hit))
+    return clashes
+
+
+def not_a_folder(folder: Path) -> Path | None:
+    """The first of ``folder`` and its parents that exists and is not a folder (so ``folder`` cannot be
+    created or written into), else None."""
+    for path in (Path(folder), *Path(folder).parents):
+        if os.path.lexists(path):
+            return None if os.path.isdir(path) else path
+    return None

@@ -301,6 +301,54 @@ def test_only_a_complete_npz_of_this_clip_counts_as_done(tmp_path: Path, content
     assert not is_complete_clip(target, spec)
 
 
+# --- resume follows label.csv: a changed label or text is extracted again, a moved clip leaves nothing behind --
+
+
+def test_resume_extracts_again_a_clip_whose_label_or_text_changed(tmp_path: Path, fake_extraction: list[str],
+                                                                  caplog: pytest.LogCaptureFixture):
+    dataset, out = tmp_path / "data", tmp_path / "features"
+    for clip in ("c1", "c2", "c3"):
+        add_media(dataset, "v", clip)
+    write_labels(dataset, "v,c1,hi,1,train\nv,c2,so so,0,train\nv,c3,ok,0.5,test\n")
+    run_extract(dataset, out)
+    write_labels(dataset, "v,c1,hi,-2,train\nv,c2,so so!,0,train\nv,c3,ok,0.5,test\n")
+    fake_extraction.clear()
+    summary = run_extract(dataset, out)
+    assert fake_extraction == ["v/c1", "v/c2"] and (summary.extracted, summary.skipped) == (2, 1)
+    assert "holds label 1, label.csv line 2 now says -2" in caplog.text
+    assert "holds text 'so so', label.csv line 3 now says 'so so!'" in caplog.text
+    with np.load(out / "train" / "v" / "c1.npz") as z:
+        assert float(z["label"]) == -2.0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [s["label"] for s in manifest["samples"]["train"]] == [-2.0, 0.0]
+
+
+def test_a_clip_moved_to_another_split_leaves_no_stale_file(tmp_path: Path, fake_extraction: list[str],
+                                                            caplog: pytest.LogCaptureFixture):
+    dataset, out = tmp_path / "data", tmp_path / "features"
+    for clip in ("c1", "c2"):
+        add_media(dataset, "v", clip)
+    write_labels(dataset, "v,c1,hi,1,train\nv,c2,hi,-1,train\n")
+    run_extract(dataset, out)
+    (out / "valid" / "v").mkdir(parents=True)
+    (out / "valid" / "v" / "c2.npz").write_bytes(b"someone else's file")  # c2's new place: extracted over
+    (out / "valid" / "v" / "c1.npz").write_bytes(b"someone else's file")  # not c1's features: reported, kept
+    write_labels(dataset, "v,c1,hi,1,test\nv,c2,hi,-1,valid\n")
+    fake_extraction.clear()
+    run_extract(dataset, out)
+    assert fake_extraction == ["v/c1", "v/c2"]
+    assert files_under(out) == {"manifest.json", "train", "train/v", "test", "test/v", "test/v/c1.npz", "valid",
+                                "valid/v", "valid/v/c1.npz", "valid/v/c2.npz"}
+    assert "label.csv line 2 puts clip v/c1 in test; removed its train features" in caplog.text
+    assert "label.csv line 3 puts clip v/c2 in valid; removed its train features" in caplog.text
+    assert "valid/v/c1.npz is in split valid, but label.csv line 2 puts the clip in test; it is not this clip's" \
+        in caplog.text
+    assert (out / "valid" / "v" / "c1.npz").read_bytes() == b"someone else's file"
+    assert is_complete_clip(out / "valid" / "v" / "c2.npz", ClipSpec("v", "c2", "hi", -1.0, "valid"))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"] == {"train": 0, "valid": 1, "test": 1}
+
+
 # --- set-up: one line, no traceback, nothing half-loaded ---------------------------------------------
 
 
