@@ -27,7 +27,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from pipeline import PipelineConfig, score_videos
+from pipeline import BatchPlan, PipelineConfig, WriteOptions, score_videos
 from pipeline.output import UtteranceRow
 from storage.files import sha256_of, write_text_atomic, write_via_atomic
 from storage.locations import REPO_ROOT
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     config = PipelineConfig()
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
-        outcome, = score_videos([CLIP], config, out_dir=scratch / "out", report=True)
+        outcome, = score_videos(BatchPlan.build([CLIP], WriteOptions(scratch / "out", report=True)), config)
         if outcome.status != "ok" or outcome.result is None:
             log.error("%s was not scored: %s", CLIP, outcome.error or outcome.status)
             return 1

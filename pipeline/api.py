@@ -1,16 +1,26 @@
 """Scoring many videos: the batch API the CLI's ``run`` command is a thin layer over.
 
-    from pipeline import score_videos
+    from pipeline import BatchPlan, RunOptions, WriteOptions, score_videos
 
-    for outcome in score_videos([Path("a.mp4"), Path("b.mp4")], out_dir=Path("out"), report=True):
+    plan = BatchPlan.build([Path("a.mp4"), Path("videos/")], WriteOptions(Path("out"), report=True),
+                           RunOptions(skip_existing=True))
+    for outcome in score_videos(plan):
         print(outcome.path, outcome.status, outcome.error or outcome.result.mean_sentiment)
 
+One record says what to do (``pipeline.inputs.BatchPlan``: the inputs with their output files,
+``WriteOptions``, ``RunOptions``); a plain list of paths is a plan that writes nothing.
 Models are loaded once per process (``engine="local"``) or once per Ray worker
 (``engine="ray"``, see ``pipeline.ray_engine``); both run ``pipeline.jobs.score_one``, so
 they give the same outcomes in input order and write the same files. A failed input
 (``USER_ERRORS``) is an outcome with ``status == "failed"``, never an exception, so the
 batch goes on; set-up problems (weights missing, output folder not writable) raise
 before any input is scored.
+
+``summary.csv`` is written here, not by the CLI, so a library batch resumes as the CLI's does:
+for a batch (or with ``skip_existing``, or when the folder has one already) each input's row is
+merged into it under its lock as soon as the input is done, so a batch killed by any signal
+(SIGKILL included) leaves a summary that names every output completed before the kill;
+at the end the rows are merged once more in input order.
 """
 
 from __future__ import annotations
@@ -23,10 +33,11 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.errors import PipelineError
-from pipeline.inputs import BatchItem, BatchPlan, WriteOptions
+from pipeline.errors import OutputError, PipelineError
+from pipeline.inputs import ENGINES, BatchItem, BatchPlan, WriteOptions
 from pipeline.jobs import BatchProgress, VideoOutcome, score_one
-from pipeline.output import SUMMARY_NAME, Provenance, SummaryRow, check_output, read_summary
+from pipeline.output import SUMMARY_NAME, Provenance, SummaryRow, check_output, merge_summary, read_summary
+from storage.files import not_a_folder
 
 if TYPE_CHECKING:
     from pipeline.config import PipelineConfig
@@ -39,12 +50,10 @@ _DONE_STATUSES = frozenset({"ok", "no_speech", "skipped"})
 
 log = logging.getLogger(__name__)
 
-#: Where a batch runs: this process, or a Ray cluster (``requirements-ray.txt``).
-ENGINES: tuple[str, ...] = ("local", "ray")
-
 
 class BatchInterrupted(KeyboardInterrupt):
-    """Ctrl-C during ``score_videos``; ``outcomes`` holds the inputs finished before it (input order).
+    """Ctrl-C (or a signal the caller turns into ``KeyboardInterrupt``) during ``score_videos``;
+    ``outcomes`` holds the inputs finished before it (input order), whose summary rows are written.
 
     A ``KeyboardInterrupt``, so code that does not care still stops as on any Ctrl-C.
     """
@@ -59,8 +68,14 @@ def check_writable(folder: Path) -> None:
     """Fail before any model loads when results could not be written anyway.
 
     Raises:
-        PipelineError: ``folder`` cannot be created or written.
+        PipelineError: ``folder`` (or a folder above it) is a file, or ``folder`` cannot be
+            created or written.
     """
+    blocker = not_a_folder(folder)
+    if blocker is not None:
+        what = "is a file" if blocker == folder else f"cannot be made: {blocker} is a file"
+        raise PipelineError(f"output folder {folder} {what}, not a folder; the outputs (<stem>.csv per input, "
+                            "summary.csv) go into a folder: name one (it is created when missing)")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
@@ -70,61 +85,40 @@ def check_writable(folder: Path) -> None:
 
 
 def score_videos(
-    inputs: Sequence[Path] | BatchPlan,
+    inputs: BatchPlan | Sequence[Path],
     config: PipelineConfig | None = None,
     *,
-    out_dir: Path | None = None,
-    fmt: str | None = None,
-    report: bool | None = None,
-    progress: BatchProgress | None = None,
-    skip_existing: bool = False,
-    engine: str = "local",
-    ray_address: str | None = None,
     models: Models | None = None,
+    progress: BatchProgress | None = None,
     on_outcome: Callable[[VideoOutcome], None] | None = None,
 ) -> list[VideoOutcome]:
     """Score many videos, loading the models once, and (with an output folder) write their files.
 
     Args:
-        inputs: Video or audio files, or folders of them (not searched recursively); or a
-            ``BatchPlan`` already built from them (it carries the output folder, format and report).
+        inputs: The batch (``BatchPlan.build(paths, WriteOptions(...), RunOptions(...))``: the inputs,
+            each with its output file, what is written, how it runs); or video/audio files and
+            folders of them, scored without writing anything (``BatchPlan.build(inputs)``).
         config: Stage options (default ``PipelineConfig()``).
-        out_dir: Write ``<stem>.<fmt>`` (and with ``report`` ``<stem>.png``/``.html``) here;
-            None returns the results without writing anything. Not with a ``BatchPlan``.
-        fmt: "csv" (default) or "jsonl". Not with a ``BatchPlan``.
-        report: Also write the plot and the HTML report (needs ``out_dir``). Not with a ``BatchPlan``.
-        progress: Optional per-stage callback, see ``BatchProgress`` (local engine only:
-            Ray workers run elsewhere).
-        skip_existing: Do not score inputs whose output in ``out_dir`` is already done: it reads
-            back completely and ``out_dir/summary.csv`` has its row with this run's weights SHA-256
-            and ASR model (``reason_to_rescore``); otherwise it is scored again (logged why).
-        engine: "local" (this process) or "ray" (one worker per CPU, one model load each).
-        ray_address: Ray cluster to join (engine "ray"); None starts a local Ray.
         models: Models already loaded with ``config`` (local engine): used and left open.
             None loads them for the batch (only if something is to be scored) and releases them after.
-        on_outcome: Called with each outcome as it is known (completion order), e.g. to log it.
+        progress: Optional per-stage callback, see ``BatchProgress`` (local engine only:
+            Ray workers run elsewhere).
+        on_outcome: Called with each outcome as it is known (completion order), e.g. to log it;
+            its summary row is already written.
 
     Returns:
         One outcome per input, in input order (folders expanded, sorted).
 
     Raises:
-        PipelineError: A path is missing, the output folder is not writable, a bad option,
-            or Ray is asked for and not installed.
+        PipelineError: A path is missing, an output would replace an input, the output folder is
+            not writable, a bad option, or Ray is asked for and not installed.
+        OutputError: ``summary.csv`` cannot be written (after the batch ran).
         ModelNotFoundError, CheckpointError: The models cannot be loaded.
         BatchInterrupted: Ctrl-C; carries the outcomes finished so far.
     """
-    if engine not in ENGINES:
-        raise PipelineError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
-    if isinstance(inputs, BatchPlan):
-        if out_dir is not None or fmt is not None or report is not None:
-            raise PipelineError("score_videos: a BatchPlan carries out_dir, fmt and report; do not pass them too")
-        plan = inputs
-    else:
-        plan = BatchPlan.build(inputs, WriteOptions(out_dir, fmt or "csv", bool(report)))
-    options = plan.options
-    if skip_existing and options.out_dir is None:
-        raise PipelineError("skip_existing needs an output folder (out_dir)")
-    if models is not None and engine != "local":
+    plan = inputs if isinstance(inputs, BatchPlan) else BatchPlan.build(inputs)
+    options, run = plan.options, plan.run
+    if models is not None and run.engine != "local":
         raise PipelineError("score_videos: models= is for the local engine (Ray workers load their own)")
     if options.out_dir is not None:
         check_writable(options.out_dir)
@@ -132,25 +126,48 @@ def score_videos(
         from pipeline.config import PipelineConfig
 
         config = PipelineConfig()
+    summary = plan.summary_to_write()
+    provenance = Provenance()
+    if summary is not None or run.skip_existing:
+        provenance = Provenance.of(config.weights_dir, config.asr.model)
 
     done: dict[int, VideoOutcome] = {}
+    unwritten: list[OutputError] = []
 
     def finish(i: int, outcome: VideoOutcome) -> None:
         done[i] = outcome
+        if summary is not None and outcome.status != "skipped":  # a skipped input's row is there already
+            try:
+                merge_summary([outcome.summary_row(provenance)], summary, config.output)
+            except OutputError as e:  # the batch goes on; written once more at the end
+                if not unwritten:
+                    log.warning("%s; trying again when the batch ends", e)
+                unwritten.append(e)
         if on_outcome is not None:
             on_outcome(outcome)
 
+    def in_order() -> list[VideoOutcome]:
+        return [done[i] for i in sorted(done)]
+
+    def write_summary_rows(interrupted: bool) -> None:
+        if summary is None or not done:
+            return
+        try:
+            merge_summary([o.summary_row(provenance) for o in in_order()], summary, config.output)
+        except OutputError:
+            if not interrupted:
+                raise
+            log.exception("cannot write %s", summary)
+
     earlier: dict[str, SummaryRow] = {}
-    provenance = Provenance()
-    if skip_existing and options.out_dir is not None:
-        earlier = {row.video: row for row in read_summary(options.out_dir / SUMMARY_NAME)}
-        provenance = Provenance.of(config.weights_dir, config.asr.model)
+    if run.skip_existing and plan.summary_path is not None:
+        earlier = {row.video: row for row in read_summary(plan.summary_path)}
     todo: list[tuple[int, BatchItem]] = []
     for i, item in enumerate(plan.items):
         if item.error:
             finish(i, VideoOutcome(item.path, "failed", error=item.error))
             continue
-        if skip_existing and item.output is not None and os.path.lexists(item.output):
+        if run.skip_existing and item.output is not None and os.path.lexists(item.output):
             row = earlier.get(str(item.path))
             why = reason_to_rescore(item, row, provenance)
             if not why:
@@ -159,19 +176,18 @@ def score_videos(
             log.info("%s: %s exists but %s; scoring it again", item.path, item.output, why)
         todo.append((i, item))
 
-    def in_order() -> list[VideoOutcome]:
-        return [done[i] for i in sorted(done)]
-
     if todo:
         try:
-            if engine == "ray":
+            if run.engine == "ray":
                 from pipeline.ray_engine import score_on_ray
 
-                score_on_ray(todo, config, options, finish, address=ray_address)
+                score_on_ray(todo, config, options, finish, address=run.ray_address)
             else:
                 _score_locally(todo, config, options, finish, progress, models)
         except KeyboardInterrupt as e:
+            write_summary_rows(interrupted=True)
             raise BatchInterrupted(in_order(), len(plan.items)) from e
+    write_summary_rows(interrupted=False)
     return in_order()
 
 

@@ -2,7 +2,8 @@
 
 Exit codes (for scripts): 0 every input scored (or skipped, or had no speech);
 1 at least one input failed, or the set-up is broken; 2 bad command line (argparse);
-130 interrupted with Ctrl-C (finished CSVs are kept, none is half-written).
+130 interrupted with Ctrl-C, 143 stopped by SIGTERM, 129 by SIGHUP (finished CSVs are kept, none is
+half-written, and a batch's summary.csv has a row for each).
 The batch itself (models loaded once, local or on Ray) is ``pipeline.api.score_videos``.
 
 A light start: ``--help``, argument errors and a missing input are answered before any
@@ -13,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -218,10 +220,43 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
+class OneLineFormatter(logging.Formatter):
+    """Every log record on one line: control characters in its message (a newline or a carriage return
+    in a file name) are written escaped (``\\n``), so one record never looks like two. A traceback
+    still follows on its own lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if message.isprintable():
+            return super().format(record)
+        saved = record.msg, record.args
+        record.msg = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+        record.args = None
+        try:
+            return super().format(record)
+        finally:
+            record.msg, record.args = saved
+
+
+class _WindowedTextFilter(logging.Filter):
+    """Drops transformers' "Token indices sequence length is longer than the specified maximum" warning:
+    texts and utterances are counted in tokens to be cut into windows that fit the encoder
+    (``pipeline.windows``), so a long one is never fed to the model whole."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "sequence length is longer than the specified maximum" not in record.getMessage()
+
+
+_WINDOWED_TEXT_FILTER = _WindowedTextFilter()
+
+
 def setup_logging(verbose: int, quiet: bool) -> None:
-    """Log to stderr (stdout is for results only)."""
+    """Log to stderr (stdout is for results only), one line per record."""
     level = logging.ERROR if quiet else logging.DEBUG if verbose >= 2 else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(OneLineFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
+    logging.getLogger("transformers.tokenization_utils_base").addFilter(_WINDOWED_TEXT_FILTER)  # once: a set
     if verbose < 2:  # third-party chatter stays out of an ordinary run
         for noisy in ("faster_whisper", "httpx", "urllib3", "PIL", "matplotlib", "numba"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -266,14 +301,59 @@ class _TqdmProgress:
         self.video = None
 
 
+#: Signals that stop a command as Ctrl-C does (finished files kept, summary rows written, one log line):
+#: ``timeout`` and service managers send SIGTERM, a closing terminal SIGHUP. Exit code 128 + the signal.
+STOP_SIGNALS: tuple[str, ...] = ("SIGTERM", "SIGHUP")
+#: The stop signal received by the running command (None: none, or Ctrl-C).
+_stopped_by: int | None = None
+
+
+def _on_stop_signal(signum: int, frame: object) -> None:
+    global _stopped_by
+    if _stopped_by is None:  # the first one stops the command; repeats must not break its clean-up
+        _stopped_by = signum
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt() -> Iterator[None]:
+    """While a command runs, SIGTERM and SIGHUP raise ``KeyboardInterrupt`` as Ctrl-C does (main thread only)."""
+    global _stopped_by
+    _stopped_by = None
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+    for name in STOP_SIGNALS:
+        number = getattr(signal, name, None)
+        if number is not None:
+            previous[number] = signal.signal(number, _on_stop_signal)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _interruption() -> str:
+    """How the command was stopped, for its last log line."""
+    return "interrupted" if _stopped_by is None else f"stopped by {signal.Signals(_stopped_by).name}"
+
+
+def _interrupted_exit() -> int:
+    """130 after Ctrl-C (SIGINT), 128 + the signal's number after a stop signal (143 for SIGTERM)."""
+    return 128 + (signal.SIGINT if _stopped_by is None else _stopped_by)
+
+
 def run_command(args: argparse.Namespace, models: Models | None = None) -> int:
-    from pipeline.inputs import BatchPlan, WriteOptions
+    from pipeline.inputs import BatchPlan, RunOptions, WriteOptions
 
     if models is not None and (args.asr is not None or args.weights is not None):
         log.error("--asr and --weights choose models to load; they cannot change models already loaded")
         return 1
-    try:  # before anything heavy: a missing input is answered at once
-        plan = BatchPlan.build(args.paths, WriteOptions(args.out, args.format, args.report))
+    try:  # before anything heavy: a missing input, or an output over an input, is answered at once
+        plan = BatchPlan.build(args.paths, WriteOptions(args.out, args.format, args.report),
+                               RunOptions(args.skip_existing, args.engine, args.ray_address))
     except USER_ERRORS as e:
         log.error("%s", e)
         return 1
@@ -283,7 +363,6 @@ def run_command(args: argparse.Namespace, models: Models | None = None) -> int:
     from pipeline.api import BatchInterrupted, score_videos
     from pipeline.config import PipelineConfig
     from pipeline.jobs import VideoOutcome
-    from pipeline.output import SUMMARY_NAME, Provenance, merge_summary
 
     config = PipelineConfig().with_overrides(
         asr_model=args.asr, language=args.language, fps=args.fps, max_duration_s=args.max_duration,
@@ -311,37 +390,37 @@ def run_command(args: argparse.Namespace, models: Models | None = None) -> int:
                      "n/a" if result.mean_sentiment is None else f"{result.mean_sentiment:+.2f}",
                      outcome.output, outcome.seconds)
 
+    summary = plan.summary_to_write()
     interrupted = False
     try:
-        outcomes = score_videos(
-            plan, config, progress=stages, skip_existing=args.skip_existing, engine=args.engine,
-            ray_address=args.ray_address, models=models, on_outcome=on_outcome,
-        )
+        outcomes = score_videos(plan, config, models=models, progress=stages, on_outcome=on_outcome)
     except USER_ERRORS as e:
         log.error("%s", e)
         return 1
     except BatchInterrupted as e:
         interrupted = True
         outcomes = e.outcomes
-        log.error("interrupted: %d of %s done; finished files are kept", len(outcomes), _count(e.total, "input"))
+        log.error("%s: %d of %s done; finished files are kept%s", _interruption(), len(outcomes),
+                  _count(e.total, "input"), f", {summary} has their rows" if summary is not None else "")
     finally:
         stages.close()
         videos.close()
-    failed = sum(o.status == "failed" for o in outcomes)
-    summary = args.out / SUMMARY_NAME
-    # the summary records what made each output (--skip-existing trusts nothing else), so a run into a
-    # folder that has one keeps it true; a single input otherwise writes only its own file
-    if plan.is_batch or args.skip_existing or os.path.lexists(summary):
-        provenance = Provenance.of(config.weights_dir, config.asr.model)
-        try:
-            merge_summary([o.summary_row(provenance) for o in outcomes], summary, config.output)
-        except USER_ERRORS as e:
-            log.error("%s", e)
-            return 1
-        log.info("summary: %s (%d ok, %d failed)", summary, len(outcomes) - failed, failed)
+    if summary is not None:
+        log.info("summary: %s (%s)", summary, _status_counts(outcomes))
     if interrupted:
-        return 130
-    return 1 if failed else 0
+        return _interrupted_exit()
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+#: Statuses of a batch's outcomes, in the order the summary line counts them.
+_STATUS_WORDS = (("ok", "ok"), ("no_speech", "no speech"), ("skipped", "skipped"), ("failed", "failed"))
+
+
+def _status_counts(outcomes: Sequence[object]) -> str:
+    """"3 ok, 2 no speech, 1 failed": every status present, and always the failures."""
+    counts = {status: sum(getattr(o, "status", "") == status for o in outcomes) for status, _ in _STATUS_WORDS}
+    return ", ".join(f"{counts[status]} {word}" for status, word in _STATUS_WORDS
+                     if counts[status] or status == "failed")
 
 
 def report_command(args: argparse.Namespace) -> int:
@@ -365,42 +444,43 @@ def report_command(args: argparse.Namespace) -> int:
 TEXT_BATCH_LINES = 256
 
 
-def _open_text_lines(file: Path) -> IO[str]:
-    """FILE ('-': stdin) opened for reading line by line, lines ending at "\\n" only.
-
-    Only "\\n" ends a line (``newline="\\n"``), so a U+2028, "\\x85" or lone "\\r" inside a line
-    does not shift the line numbers (``str.splitlines`` would split there).
+def _open_text_lines(file: Path) -> IO[bytes]:
+    """FILE ('-': stdin) opened for reading its lines as bytes (decoded line by line, ``_numbered_lines``).
 
     Raises:
         PipelineError: The file cannot be opened (or is a folder).
     """
     if str(file) == "-":
-        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", newline="\n")
+        return sys.stdin.buffer
     try:
-        return open(file, encoding="utf-8", newline="\n")
+        return open(file, "rb")
     except OSError as e:
         raise PipelineError(f"{file}: cannot read as UTF-8 text: {e.strerror or e}") from e
 
 
-def _numbered_lines(f: IO[str], file: Path, on_line: Callable[[int], None]) -> Iterator[tuple[int, str]]:
+def _numbered_lines(f: IO[bytes], file: Path, on_line: Callable[[int], None]) -> Iterator[tuple[int, str]]:
     """(line number, stripped line) of each line with words; blank lines skipped, wordless ones warned about.
 
+    Only "\\n" ends a line (bytes are split there), so a U+2028, "\\x85" or lone "\\r" inside a line
+    does not shift the line numbers (``str.splitlines`` would split there); each line is decoded on
+    its own, so an undecodable byte is reported on its own line (UTF-8 never spans a "\\n").
+
     Raises:
-        PipelineError: A line is not UTF-8 (names the line).
+        PipelineError: A line is not UTF-8 (names the line and the byte).
     """
     from extractors.text import normalise_text
 
-    n = 0
-    try:
-        for n, raw in enumerate(f, 1):
-            on_line(len(raw))
-            line = raw.strip()
-            if line and normalise_text(line).split():
-                yield n, line
-            elif line:
-                log.warning("line %d has no words, skipped: %r", n, line[:200])
-    except UnicodeDecodeError as e:
-        raise PipelineError(f"{file}:{n + 1}: cannot read as UTF-8 text: {e}") from e
+    for n, raw in enumerate(f, 1):
+        on_line(len(raw))
+        try:
+            line = raw.decode("utf-8").strip()
+        except UnicodeDecodeError as e:
+            raise PipelineError(f"{file}:{n}: byte {raw[e.start]:#04x} at column {e.start + 1} is not UTF-8 "
+                                "(Latin-1 or another code page?); save the file as UTF-8") from e
+        if line and normalise_text(line).split():
+            yield n, line
+        elif line:
+            log.warning("line %d has no words, skipped: %r", n, line[:200])
 
 
 def _batches(lines: Iterator[tuple[int, str]], size: int) -> Iterator[list[tuple[int, str]]]:
@@ -419,6 +499,12 @@ TEXT_REFUSALS_LISTED = 10
 
 
 def text_command(args: argparse.Namespace) -> int:
+    from storage.files import outputs_over_inputs
+
+    if args.out is not None and str(args.file) != "-" and outputs_over_inputs([args.file], [args.out]):
+        log.error("--out %s is the input %s itself: writing the scores would replace the texts; nothing was "
+                  "scored (write them to another file)", args.out, args.file)
+        return 1
     try:
         source = _open_text_lines(args.file)  # before anything heavy: a missing file is answered at once
     except USER_ERRORS as e:
@@ -427,21 +513,19 @@ def text_command(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from model.schema import polarity_of
     from pipeline.config import PipelineConfig
     from pipeline.output import TEXT_COLUMNS, TextRow, open_output, write_rows_csv
     from pipeline.text_scoring import TextScorer, language_refusal
 
     config = PipelineConfig().with_overrides(weights_dir=args.weights)
-    band = config.output.neutral_band
     where = "stdin" if str(args.file) == "-" else str(args.file)
     refused = forced = windowed = lines = 0
     try:
         size = os.fstat(source.fileno()).st_size if str(args.file) != "-" else 0
     except OSError:
         size = 0
-    # characters read, against the file's bytes: exact for ASCII, a close guide otherwise; on a terminal only
-    bar = tqdm(total=size or None, unit="char", unit_scale=True, desc="lines", file=sys.stderr, leave=False,
+    # bytes read, against the file's size; on a terminal only
+    bar = tqdm(total=size or None, unit="B", unit_scale=True, desc="lines", file=sys.stderr, leave=False,
                disable=None if not args.quiet else True)
     try:
         with source, TextScorer.load(config) as scorer, (
@@ -460,8 +544,7 @@ def text_command(args: argparse.Namespace) -> int:
                                       language_refusal(f"{where}:{n}", r.language, r.evidence))
                     elif r.language != "en":
                         forced += 1
-                    polarity = "" if r.sentiment is None else polarity_of(r.sentiment, band)
-                    rows.append(TextRow(n, line, r.sentiment, polarity, r.language))
+                    rows.append(TextRow(n, line, r.sentiment, r.polarity, r.language))
                 if header_written:
                     write_rows_csv(rows, (), out, config.output, header=False)
                 else:
@@ -514,12 +597,13 @@ def main(argv: Sequence[str] | None = None, *, models: Models | None = None) -> 
     """
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose, args.quiet)
-    if args.command == "run":
-        return run_command(args, models)
-    if args.command == "text":
-        return text_command(args)
-    if args.command == "report":
-        return report_command(args)
-    if args.command == "extract":
-        return extract_command(args)
-    raise AssertionError(f"unhandled command {args.command}")
+    commands: dict[str, Callable[[], int]] = {
+        "run": lambda: run_command(args, models), "text": lambda: text_command(args),
+        "report": lambda: report_command(args), "extract": lambda: extract_command(args),
+    }
+    with _stop_signals_interrupt():
+        try:
+            return commands[args.command]()
+        except KeyboardInterrupt:  # run logs its own (with the count done); files are written atomically
+            log.error("%s; finished files are kept, none is half-written", _interruption())
+            return _interrupted_exit()

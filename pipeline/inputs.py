@@ -13,24 +13,32 @@ ignoring case, as on macOS and Windows) or is ``summary`` (the batch summary's).
 input of a clashing name then moves one step along: 1. the stem (``clip``); 2. the file
 name (``clip.mp4``); 3. the parent folder's name and the file name (``a_clip.mp4``);
 4. that and its position among the batch's distinct files (``a_clip.mp4-3``), until no two
-are alike. The same file given twice is one input with one name.
+are alike. The same file given twice (or a file and the folder it is in) is one input, scored once.
+No output may be an input of the same run (the same file once links are resolved, or a hard
+link to it): ``BatchPlan.build`` refuses such a plan before anything loads.
 ``summary.csv`` shows the output of each input in its ``csv`` column. A name longer than the
 file system allows (255 bytes with its suffix) fails that input before any model loads.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import PipelineError
 from pipeline.output import OUTPUT_FORMATS, SUMMARY_NAME, output_path_for
-from storage.files import temp_name_bytes
+from storage.files import outputs_over_inputs, temp_name_bytes
 
-__all__ = ["MEDIA_SUFFIXES", "MAX_NAME_BYTES", "collect_inputs", "output_stems", "WriteOptions", "BatchItem",
-           "BatchPlan"]
+__all__ = ["MEDIA_SUFFIXES", "MAX_NAME_BYTES", "ENGINES", "collect_inputs", "output_stems", "WriteOptions",
+           "RunOptions", "BatchItem", "BatchPlan"]
+
+log = logging.getLogger(__name__)
+
+#: Where a batch runs: this process, or a Ray cluster (``requirements-ray.txt``).
+ENGINES: tuple[str, ...] = ("local", "ray")
 
 #: A file name's limit on the usual file systems (ext4, APFS, NTFS: 255 bytes or UTF-16 units).
 MAX_NAME_BYTES = 255
@@ -56,7 +64,11 @@ def collect_inputs(paths: Sequence[Path]) -> list[Path]:
 
 
 def _expand(paths: Sequence[Path]) -> list[tuple[Path, bool]]:
-    """(input, found in a folder) for each input of ``paths``; raises as ``collect_inputs``."""
+    """(input, found in a folder) for each input of ``paths``, each file once; raises as ``collect_inputs``.
+
+    The same file named twice (``a.mp4 a.mp4``, ``./a.mp4 a.mp4``, ``dir/a.mp4 dir/``) is kept at its
+    first place only, with a log line: scoring it twice would give the same rows twice.
+    """
     inputs: list[tuple[Path, bool]] = []
     for path in paths:
         is_folder = False
@@ -76,7 +88,21 @@ def _expand(paths: Sequence[Path]) -> list[tuple[Path, bool]]:
             inputs.append((path, False))  # a directory named like a video is reported by the probe
         else:
             raise PipelineError(f"{path}: no such file or folder")
-    return inputs
+    unique: dict[str, tuple[Path, bool]] = {}
+    for path, in_folder in inputs:
+        key = os.path.abspath(path)
+        if key in unique:
+            log.info("%s is given more than once (or with its folder): scored once", _shown_path(path))
+            unique[key] = (unique[key][0], unique[key][1] or in_folder)
+        else:
+            unique[key] = (path, in_folder)
+    return list(unique.values())
+
+
+def _shown_path(path: Path) -> str:
+    """``path`` for a one-line message: control characters (a newline in a file name) escaped."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)[1:-1]
 
 
 def _name_at(path: Path, step: int, position: int) -> str:
@@ -154,6 +180,33 @@ class WriteOptions:
 
 
 @dataclass(frozen=True)
+class RunOptions:
+    """How a batch runs (the plan's items and ``WriteOptions`` say what is scored and written).
+
+    Attributes:
+        skip_existing: Do not score inputs whose output is already done: it reads back completely
+            and ``summary.csv`` has its row with this run's weights SHA-256 and ASR model
+            (``pipeline.api.reason_to_rescore``); otherwise it is scored again (logged why).
+            Needs an output folder.
+        engine: "local" (this process) or "ray" (one worker per CPU, one model load each).
+        ray_address: Ray cluster to join (engine "ray"); None starts a local Ray.
+
+    Raises:
+        PipelineError: An unknown engine, or an address without the Ray engine.
+    """
+
+    skip_existing: bool = False
+    engine: str = "local"
+    ray_address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise PipelineError(f"unknown engine {self.engine!r}: use one of {', '.join(ENGINES)}")
+        if self.ray_address is not None and self.engine != "ray":
+            raise PipelineError("ray_address is for the Ray engine (engine='ray')")
+
+
+@dataclass(frozen=True)
 class BatchItem:
     """One input of a batch.
 
@@ -171,26 +224,49 @@ class BatchItem:
 
 @dataclass(frozen=True)
 class BatchPlan:
-    """The inputs of a batch, expanded once, each with the file it will write.
+    """The inputs of a batch, expanded once, each with the file it will write, and how the batch runs:
+    the one record ``pipeline.api.score_videos`` takes.
 
     Attributes:
-        items: One per input, in order (folders expanded to their media files, sorted).
+        items: One per input, in order (folders expanded to their media files, sorted; each file once).
         options: What is written for each.
-        is_batch: More than one input, or a folder given: the CLI writes ``summary.csv``.
+        is_batch: More than one input, or a folder given: ``summary.csv`` is written.
+        run: How the batch runs (skip what is done, engine).
     """
 
     items: tuple[BatchItem, ...]
     options: WriteOptions
     is_batch: bool
+    run: RunOptions = field(default_factory=RunOptions)
+
+    @property
+    def summary_path(self) -> Path | None:
+        """``<out_dir>/summary.csv``; None when nothing is written."""
+        return None if self.options.out_dir is None else self.options.out_dir / SUMMARY_NAME
+
+    def summary_to_write(self) -> Path | None:
+        """``summary.csv`` when this batch writes it, else None: written for a batch, when skipping what
+        is done (the summary records what made each output), or when the folder has one already (kept
+        true); a single input otherwise writes only its own file."""
+        path = self.summary_path
+        if path is None or not (self.is_batch or self.run.skip_existing or os.path.lexists(path)):
+            return None
+        return path
 
     @classmethod
-    def build(cls, paths: Sequence[Path], options: WriteOptions | None = None) -> BatchPlan:
+    def build(cls, paths: Sequence[Path], options: WriteOptions | None = None,
+              run: RunOptions | None = None) -> BatchPlan:
         """Expand ``paths`` (``collect_inputs``) and name each input's output (``output_stems``).
 
         Raises:
-            PipelineError: A path does not exist, or a folder holds no media file.
+            PipelineError: A path does not exist, a folder holds no media file, skipping what is
+                done without an output folder, or an output (per-video file, report, summary)
+                would replace one of the inputs.
         """
         options = options or WriteOptions()
+        run = run or RunOptions()
+        if run.skip_existing and options.out_dir is None:
+            raise PipelineError("skip_existing needs an output folder (out_dir)")
         expanded = _expand([Path(p) for p in paths])
         inputs = [p for p, _ in expanded]
         out_dir = options.out_dir
@@ -202,4 +278,33 @@ class BatchPlan:
                 items.append(BatchItem(path, None, f"{path}: {problem}"))
             else:
                 items.append(BatchItem(path, output_path_for(path, out_dir, options.fmt, stem)))
-        return cls(tuple(items), options, len(items) > 1 or any(in_folder for _, in_folder in expanded))
+        plan = cls(tuple(items), options, len(items) > 1 or any(in_folder for _, in_folder in expanded), run)
+        plan.check_outputs_spare_inputs()
+        return plan
+
+    def outputs(self) -> list[Path]:
+        """Every file this plan may write: per-video outputs, reports and ``summary.csv``."""
+        if self.options.out_dir is None:
+            return []
+        from pipeline.report import report_paths
+
+        paths = [self.options.out_dir / SUMMARY_NAME]
+        for item in self.items:
+            if item.output is not None:
+                paths.append(item.output)
+                if self.options.report:
+                    paths.extend(report_paths(item.output.parent, item.output.stem))
+        return paths
+
+    def check_outputs_spare_inputs(self) -> None:
+        """Refuse a plan whose outputs would replace one of its inputs (compared by path and inode only).
+
+        Raises:
+            PipelineError: Naming the first such output and input.
+        """
+        clashes = outputs_over_inputs([item.path for item in self.items], self.outputs())
+        if clashes:
+            output, source = clashes[0]
+            more = f" ({len(clashes) - 1} more)" if len(clashes) > 1 else ""
+            raise PipelineError(f"{_shown_path(output)} would be written over the input {_shown_path(source)}"
+                                f"{more}; nothing was scored: write the outputs to another folder")

@@ -93,7 +93,7 @@ def score_one(item: BatchItem, config: PipelineConfig, models: Models, options: 
             if options.report:
                 from pipeline.report import write_report
 
-                write_report(result, options.out_dir, config.output)
+                write_report(result, options.out_dir, config.output, item.output.stem)
             write_video_output(result, item.output, config.output, options.fmt)
     except USER_ERRORS as e:
         return VideoOutcome(video, "failed", error=str(e), seconds=time.perf_counter() - started)

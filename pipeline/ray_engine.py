@@ -164,7 +164,7 @@ def _remove_partial_files(items: list[BatchItem], options: WriteOptions) -> None
         if options.report:
             from pipeline.report import report_paths
 
-            targets += report_paths(item.output.parent, item.path.stem)
+            targets += report_paths(item.output.parent, item.output.stem)
         for target in targets:
             for part in temp_files_of(target):
                 part.unlink(missing_ok=True)

@@ -8,7 +8,6 @@ import json
 import pickle
 import subprocess
 import sys
-import time
 import types
 from dataclasses import replace
 from pathlib import Path
@@ -16,12 +15,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from pipeline import BatchInterrupted, BatchPlan, VideoOutcome, WriteOptions, score_videos
+from pipeline import BatchInterrupted, BatchPlan, RunOptions, VideoOutcome, WriteOptions, score_videos
 from pipeline.config import PipelineConfig
 from pipeline.errors import PipelineError
 from pipeline.inputs import BatchItem
 from pipeline.models import Models
-from pipeline.output import UTTERANCE_COLUMNS, Provenance, SummaryRow, merge_summary
+from pipeline.output import UTTERANCE_COLUMNS, Provenance, SummaryRow, merge_summary, read_summary
 
 
 @pytest.fixture
@@ -80,15 +79,15 @@ def test_skipping_everything_loads_no_model(tmp_path: Path, no_model_loads: None
     out = tmp_path / "out"
     out.mkdir()
     earlier = done_earlier(out, inputs)
-    plan = BatchPlan.build(inputs, WriteOptions(out))
-    outcomes = score_videos(plan, skip_existing=True)
+    plan = BatchPlan.build(inputs, WriteOptions(out), RunOptions(skip_existing=True))
+    outcomes = score_videos(plan)
     assert outcomes == [VideoOutcome(p, "skipped", output=out / f"{p.stem}.csv", earlier=row)
                         for p, row in zip(inputs, earlier)]
     assert [o.summary_row().csv for o in outcomes] == [str(out / "a.csv"), str(out / "b.csv")]
     # the summary keeps the earlier figures and provenance, with status "skipped"
     assert [o.summary_row() for o in outcomes] == [replace(row, status="skipped") for row in earlier]
-    with pytest.raises(PipelineError, match="BatchPlan carries"):
-        score_videos(plan, out_dir=out)
+    # the library keeps the summary itself: the rows now say "skipped", with the earlier figures
+    assert read_summary(out / "summary.csv") == [replace(row, status="skipped") for row in earlier]
 
 
 def test_the_engines_share_a_job_module_and_ray_never_imports_the_api(repo_root: Path):
@@ -107,8 +106,8 @@ def batch(tmp_path_factory: pytest.TempPathFactory, example_clip: Path,
     bad.write_text("this is not a video\n")
     out = folder / "out"
     seen: list[VideoOutcome] = []
-    outcomes = score_videos([example_clip, bad], out_dir=out, fmt="jsonl", models=loaded_models,
-                           on_outcome=seen.append)
+    outcomes = score_videos(BatchPlan.build([example_clip, bad], WriteOptions(out, "jsonl")), models=loaded_models,
+                            on_outcome=seen.append)
     return out, outcomes, seen
 
 
@@ -128,7 +127,10 @@ def test_outcomes_are_typed_and_in_input_order(batch, example_clip: Path):
 @pytest.mark.slow
 def test_jsonl_has_the_csv_fields_and_matches_the_expected_csv(batch, repo_root: Path):
     out, outcomes, _ = batch
-    assert sorted(p.name for p in out.iterdir()) == ["example.jsonl"]  # nothing for the failed input, no temp files
+    # nothing for the failed input, no temp files; the batch's summary (and its lock) written by the library
+    assert sorted(p.name for p in out.iterdir()) == [".summary.lock", "example.jsonl", "summary.csv"]
+    assert [(r.status, r.csv) for r in read_summary(out / "summary.csv")] == [
+        ("ok", str(out / "example.jsonl")), ("failed", "")]
     lines = [json.loads(line) for line in (out / "example.jsonl").read_text(encoding="utf-8").splitlines()]
     with open(repo_root / "examples" / "expected" / "example.csv", encoding="utf-8") as f:
         expected = list(csv.DictReader(f))
@@ -154,34 +156,31 @@ def test_without_out_dir_nothing_is_written_and_skip_needs_no_models(
     assert again[0].output is None and list(tmp_path.iterdir()) == []
     assert [u.sentiment for u in again[0].result.utterances] == [u.sentiment for u in outcomes[0].result.utterances]
 
-    # what made each output is in summary.csv (the CLI writes it; library callers use merge_summary)
-    config = PipelineConfig()
-    written = merge_summary([o.summary_row(Provenance.of(config.weights_dir, config.asr.model)) for o in outcomes],
-                            out / "summary.csv", config.output)
-    started = time.perf_counter()
-    skipped = score_videos([example_clip], out_dir=out, fmt="jsonl", skip_existing=True)
-    assert time.perf_counter() - started < 3, "nothing to do: models must not load"
+    # what made each output is in summary.csv, written by score_videos itself: the API resumes as the CLI does
+    written = read_summary(out / "summary.csv")
+    monkeypatch.setattr(Models, "load", lambda *a, **k: pytest.fail("nothing to do: models must not load"))
+    skipped = score_videos(BatchPlan.build([example_clip], WriteOptions(out, "jsonl"), RunOptions(skip_existing=True)))
     assert skipped == [VideoOutcome(example_clip, "skipped", output=out / "example.jsonl", earlier=written[0])]
 
 
 def test_bad_requests_raise_before_work(example_clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     with pytest.raises(PipelineError, match="out_dir"):
-        score_videos([example_clip], report=True)
+        WriteOptions(report=True)
     with pytest.raises(PipelineError, match="format"):
-        score_videos([example_clip], out_dir=tmp_path, fmt="xml")
+        WriteOptions(tmp_path, "xml")
     with pytest.raises(PipelineError, match="no such file"):
         score_videos([tmp_path / "missing.mp4"])
     with pytest.raises(PipelineError, match="engine"):
-        score_videos([example_clip], engine="gpu")
+        RunOptions(engine="gpu")
     with pytest.raises(PipelineError, match="skip_existing needs an output folder"):
-        score_videos([example_clip], skip_existing=True)
+        BatchPlan.build([example_clip], run=RunOptions(skip_existing=True))
     with pytest.raises(PipelineError, match="local engine"):
-        score_videos([example_clip], engine="ray", models=object())  # type: ignore[arg-type]
-    with pytest.raises(PipelineError, match="not writable"):
-        score_videos([example_clip], out_dir=example_clip / "out")
+        score_videos(BatchPlan.build([example_clip], run=RunOptions(engine="ray")), models=object())  # type: ignore[arg-type]
+    with pytest.raises(PipelineError, match="is a file, not a folder"):
+        score_videos(BatchPlan.build([example_clip], WriteOptions(example_clip / "out")))
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(PipelineError, match="requirements-ray.txt"):
-        score_videos([example_clip], out_dir=tmp_path, engine="ray")
+        score_videos(BatchPlan.build([example_clip], WriteOptions(tmp_path), RunOptions(engine="ray")))
 
 
 @pytest.mark.slow
@@ -189,12 +188,16 @@ def test_ctrl_c_carries_finished_outcomes(example_clip: Path, tmp_path: Path, lo
     def interrupt_after_first(outcome: VideoOutcome) -> None:
         raise KeyboardInterrupt
 
+    second = tmp_path / "second.mp4"
+    second.symlink_to(example_clip)
+    out = tmp_path / "out"
     with pytest.raises(BatchInterrupted) as caught:
-        score_videos([example_clip, example_clip], out_dir=tmp_path, models=loaded_models,
+        score_videos(BatchPlan.build([example_clip, second], WriteOptions(out)), models=loaded_models,
                      on_outcome=interrupt_after_first)
     assert [o.status for o in caught.value.outcomes] == ["ok"] and caught.value.total == 2
     assert isinstance(caught.value, KeyboardInterrupt)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["example.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [".summary.lock", "example.csv", "summary.csv"]
+    assert [(r.video, r.status) for r in read_summary(out / "summary.csv")] == [(str(example_clip), "ok")]
 
 
 class _StandInRay(types.ModuleType):
@@ -286,7 +289,8 @@ def test_ray_engine_runs_the_shared_job_and_cleans_up(tmp_path: Path, monkeypatc
     inputs = [tmp_path / name for name in ("a.mp4", "bad.mp4", "c.mp4")]
     for path in inputs:
         path.write_bytes(b"")
-    outcomes = score_videos(inputs, out_dir=out, engine="ray")
+    plan = BatchPlan.build(inputs, WriteOptions(out), RunOptions(engine="ray"))
+    outcomes = score_videos(plan)
     assert [(o.path.name, o.status) for o in outcomes] == [("a.mp4", "ok"), ("bad.mp4", "failed"), ("c.mp4", "ok")]
     assert len(loads) == 2 and ray.killed == 2 and not ray.up  # one load per actor; the local Ray is stopped
     assert "PYTHONPATH" not in ray.env and ray.env["HF_HUB_OFFLINE"] == "1" and ray.env["OMP_NUM_THREADS"]
@@ -297,14 +301,15 @@ def test_ray_engine_runs_the_shared_job_and_cleans_up(tmp_path: Path, monkeypatc
         raise KeyboardInterrupt
 
     with pytest.raises(BatchInterrupted) as caught:  # Ctrl-C while bad.mp4 is still "running"
-        score_videos(inputs, out_dir=out, engine="ray", on_outcome=interrupt)
+        score_videos(plan, on_outcome=interrupt)
     assert [o.path.name for o in caught.value.outcomes] == ["a.mp4"]
-    assert sorted(p.name for p in out.iterdir()) == ["a.csv", "c.csv"]  # the partial file is removed
+    # the partial file is removed
+    assert sorted(p.name for p in out.iterdir()) == [".summary.lock", "a.csv", "c.csv", "summary.csv"]
 
     def refuse(cls: type, config: object, parts: object = None) -> None:
         raise CheckpointError("no-weights: not a MIAR weights folder")
 
     monkeypatch.setattr(Models, "load", classmethod(refuse))
     with pytest.raises(CheckpointError, match="not a MIAR weights folder"):  # as itself, one line in the CLI
-        score_videos(inputs, out_dir=out, engine="ray")
+        score_videos(plan)
     assert not ray.up
