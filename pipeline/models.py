@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from extractors.text import TextOptions
+from model.errors import CheckpointError
 from pipeline.config import PipelineConfig
 
 if TYPE_CHECKING:
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     from extractors.voice_states import VoiceStates
     from model.checkpoint import LoadedMiar
 
-__all__ = ["ALL_PARTS", "Models", "native_stderr_quiet"]
+__all__ = ["ALL_PARTS", "Models", "native_stderr_quiet", "weights_text_options"]
 
 log = logging.getLogger(__name__)
 
@@ -139,10 +141,8 @@ class Models:
                 from extractors.text import TextEncoder
 
                 text = config.text
-                if models.miar is not None and models.miar.text_layers != text.layers:
-                    # The weights decide how deep the frozen encoder runs: their fine-tuned text
-                    # layers continue where it stops.
-                    text = replace(text, layers=models.miar.text_layers)
+                if models.miar is not None:  # the weights decide how the text is encoded
+                    text = weights_text_options(models.miar.config, text)
                 models.text_encoder = TextEncoder(text)
         except BaseException:
             models.close()
@@ -168,6 +168,31 @@ def _reads_voice_states(miar: LoadedMiar) -> bool:
     from extractors.voice_states import STATE_COLUMNS
 
     return STATE_COLUMNS[0] in miar.config.get("audio_columns", ())
+
+
+def weights_text_options(weights: Mapping[str, Any], text: TextOptions | None = None) -> TextOptions:
+    """The text options a weights folder was trained with: ``text`` (default ``TextOptions()``) with the
+    weights' encoder, token limit and depth.
+
+    The one place that reads them from a weights config (``config.json``, as ``LoadedMiar.config`` or
+    ``model.checkpoint.read_weights_config`` give it): ``Models.load`` builds the text encoder with
+    them, and evaluation builds its pipeline config from them before loading. The depth matters
+    most: fine-tuned text layers in the weights continue where the frozen encoder stops; weights
+    without ``text_layers`` (miar-v1, trained on frozen features) were fed every layer.
+
+    Args:
+        weights: The weights' config (``text_encoder``, ``max_tokens``, optional ``text_layers``).
+        text: Options to keep the rest of (``batch_size``).
+
+    Raises:
+        CheckpointError: The config lacks a usable ``text_encoder``, ``max_tokens`` or ``text_layers``.
+    """
+    try:
+        layers = weights.get("text_layers")
+        return replace(text or TextOptions(), encoder=str(weights["text_encoder"]),
+                       max_tokens=int(weights["max_tokens"]), layers=None if layers is None else int(layers))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"weights config lacks a usable text_encoder / max_tokens / text_layers: {e}") from e
 
 
 def _load_miar(config: PipelineConfig) -> LoadedMiar:

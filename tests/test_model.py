@@ -340,6 +340,21 @@ def test_dims_schema_covers_every_dims_field() -> None:
 NEEDS_WEIGHTS = pytest.mark.skipif(not (SHIPPED / "model.pt").is_file(), reason=f"{SHIPPED} not trained yet")
 
 
+@NEEDS_WEIGHTS
+def test_text_options_come_from_the_weights_in_one_place() -> None:
+    from extractors.text import TextOptions
+    from pipeline.models import weights_text_options
+
+    config = read_weights_config(SHIPPED)
+    text = weights_text_options(config, TextOptions(max_tokens=24, batch_size=7, layers=None))
+    assert text == TextOptions(encoder=config["text_encoder"], max_tokens=config["max_tokens"], batch_size=7,
+                               layers=config["text_layers"])
+    frozen = {k: v for k, v in config.items() if k != "text_layers"}  # miar-v1: fed every layer
+    assert weights_text_options(frozen).layers is None
+    with pytest.raises(CheckpointError, match="max_tokens"):
+        weights_text_options({"text_encoder": "x", "max_tokens": "many"})
+
+
 @pytest.mark.slow
 @NEEDS_WEIGHTS
 def test_shipped_weights_score_obvious_sentences() -> None:

@@ -57,7 +57,7 @@ from model.checkpoint import CheckpointError, LoadedMiar, read_weights_config
 from model.metrics import accuracy_rows, mae, mosi_metrics, pearson, sign_accuracy
 from model.schema import NEUTRAL_BAND, sentiment_bin
 from pipeline.config import PipelineConfig
-from pipeline.models import Models
+from pipeline.models import Models, weights_text_options
 from storage.files import write_text_atomic
 from storage.locations import cache_dir, shared_dir
 from training import baselines as bl
@@ -133,19 +133,9 @@ MOSI_ONLY_EVAL: frozenset[str] = frozenset()
 
 
 def _models_config(weights: Path) -> PipelineConfig:
-    """A pipeline config whose text encoder, token limit and depth are those the weights were trained with.
-
-    Weights without "text_layers" (miar-v1) were fed every layer of the encoder.
-    """
-    config = read_weights_config(weights)
-    try:
-        layers = config.get("text_layers")
-        text = TextOptions(encoder=str(config["text_encoder"]), max_tokens=int(config["max_tokens"]),
-                           layers=None if layers is None else int(layers))
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{weights}/config.json lacks a usable text_encoder / max_tokens / text_layers: {e}") \
-            from e
-    return PipelineConfig(text=text, weights_dir=weights)
+    """A pipeline config whose text encoder, token limit and depth are those the weights were trained with
+    (``pipeline.models.weights_text_options``, the rule ``Models.load`` applies)."""
+    return PipelineConfig(text=weights_text_options(read_weights_config(weights)), weights_dir=weights)
 
 
 def held_out_text(shared: Path | None, names: tuple[str, ...]) -> dict[str, tuple[TextCorpus, np.ndarray | None]]:
