@@ -4,12 +4,15 @@ The one place tests learn where the team's data is: ``SHARED`` (``storage.locati
 ``$MIAR_SHARED``, else ``../shared``) and the ``requires_shared`` mark, which skips with a reason
 when it is absent. Import them from here (``from tests.conftest import SHARED, requires_shared``).
 
-Markers: ``slow`` on every test that loads a model or decodes media, so ``pytest -m "not slow"``
-is a lane of seconds; ``requires_shared`` as above. Nothing here downloads anything.
+Markers (registered in pyproject.toml): ``slow`` on every test that loads a model or decodes media,
+so ``pytest -m "not slow"`` is a lane of seconds; ``requires_shared`` as above; ``requires_train`` on
+tests of requirements-train.txt's packages, skipped with that reason where they are not installed
+(CI). ``no_model_loads`` fails a test that loads a model. Nothing here downloads anything.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 from collections.abc import Iterator
@@ -39,9 +42,20 @@ requires_shared = pytest.mark.skipif(
 )
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: loads a model or decodes media (deselect with -m 'not slow')")
-    config.addinivalue_line("markers", "requires_shared: needs the team data in MIAR_SHARED (skips without it)")
+#: Packages of requirements-train.txt that ``requires_train`` tests import (CI installs requirements.txt,
+#: -dev and -ray only, so there they skip, saying why).
+TRAIN_PACKAGES: tuple[str, ...] = ("vaderSentiment",)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    missing = [name for name in TRAIN_PACKAGES if importlib.util.find_spec(name) is None]
+    if not missing:
+        return
+    skip = pytest.mark.skip(reason=f"needs requirements-train.txt ({', '.join(missing)} not installed; CI does not "
+                                   "install it): pip install -r requirements-train.txt")
+    for item in items:
+        if "requires_train" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +80,18 @@ def loaded_models() -> Iterator[Models]:
 
     with Models.load(PipelineConfig()) as models:
         yield models
+
+
+@pytest.fixture
+def no_model_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if anything loads models (``Models.load``): "loads no model" is checked by what is
+    called, never by how long it took (a timing fails under load and proves nothing; timings live in bench/)."""
+    from pipeline.models import Models
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("models were loaded")
+
+    monkeypatch.setattr(Models, "load", refuse)
 
 
 @pytest.fixture(scope="session")

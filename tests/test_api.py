@@ -23,15 +23,6 @@ from pipeline.models import Models
 from pipeline.output import UTTERANCE_COLUMNS, Provenance, SummaryRow, merge_summary, read_summary
 
 
-@pytest.fixture
-def no_model_loads(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail the test if anything tries to load models."""
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("models were loaded")
-
-    monkeypatch.setattr(Models, "load", refuse)
-
-
 def test_plan_expands_inputs_once_and_names_each_output(tmp_path: Path):
     folder = tmp_path / "videos"
     folder.mkdir()

@@ -29,14 +29,6 @@ from tests import batch_stand_in
 
 
 @pytest.fixture
-def no_model_loads(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("models were loaded")
-
-    monkeypatch.setattr(Models, "load", refuse)
-
-
-@pytest.fixture
 def stand_in(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Models and scoring replaced in this process (as ``tests.batch_stand_in``); returns the names scored."""
     scored: list[str] = []

@@ -561,8 +561,7 @@ def main(argv: list[str] | None = None) -> int:
                 text_sets = ("mosi",) if name in MOSI_ONLY_EVAL else TEXT_SETS
                 rows[name] = train_seeds(args.config, seeds, overrides, args.ablation_epochs, shared=shared,
                                          text_sets=text_sets)
-                sys.stdout.write(f"{name}: done ({time.perf_counter() - start:.0f} s)\n")
-                sys.stdout.flush()
+                log.info("%s: done (%.0f s)", name, time.perf_counter() - start)  # progress: stderr, not results
     except (CheckpointError, ExtractionError, bl.BaselineError, OSError, ValueError) as e:
         log.error("%s", e)
         return 1
