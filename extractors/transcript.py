@@ -56,11 +56,13 @@ class AsrOptions:
             cannot tell that speech is not English and transcribes it into English-sounding
             nonsense, so we ask Whisper base (about 0.7 s per file on this CPU). None skips it.
         language_id_window_s: Only the opening seconds are searched for speech to identify.
-        seed: Seed of CTranslate2's sampler, set before every file. Whisper decodes greedily
-            and falls back to sampling at higher temperatures when the greedy text looks
-            wrong (repetitive, improbable); unseeded, that fallback made the same clip read
-            three ways in four runs. Seeding it per call makes every file's words depend on
-            that file and the options only (not on what ran before it in the batch).
+        temperatures: Decoding temperatures Whisper may try, in order. Only 0 (greedy), so
+            the same audio always gives the same words: faster-whisper's default falls back
+            to *sampling* at 0.2 ... 1.0 when the greedy text looks wrong (repetitive,
+            improbable), which made one short clip read three ways in four runs.
+            CTranslate2 seeds its sampler once per worker thread (``set_random_seed`` does
+            not reseed a thread that has sampled), so no seed could make a file's words
+            independent of the files decoded before it in a batch.
     """
 
     model: str = "tiny.en"
@@ -73,7 +75,7 @@ class AsrOptions:
     chunk_s: float = 60.0
     language_id_model: str | None = "base"
     language_id_window_s: float = 300.0
-    seed: int = 0
+    temperatures: tuple[float, ...] = (0.0,)
 
 
 def chunk_bounds(audio: np.ndarray, chunk_s: float, search_s: float = 10.0) -> list[tuple[int, int]]:
@@ -127,13 +129,6 @@ def _load_whisper(folder: Path, options: AsrOptions) -> WhisperModel:
         ) from e
 
 
-def _seed(seed: int) -> None:
-    """Seed CTranslate2's sampler (the temperature fallback) so decoding repeats exactly."""
-    import ctranslate2
-
-    ctranslate2.set_random_seed(seed)
-
-
 class Transcriber:
     """A Whisper model loaded once and reused for every file of a batch.
 
@@ -180,7 +175,6 @@ class Transcriber:
         # Whisper identifies from the first 30 s of speech; VAD over a whole hour to find it
         # would cost seconds and memory, so look in the opening minutes only.
         head = audio[: int(self.options.language_id_window_s * SAMPLE_RATE_HZ)]
-        _seed(self.options.seed)
         language, probability, _ = identifier.detect_language(head, vad_filter=True)
         return language, float(probability)
 
@@ -210,13 +204,13 @@ class Transcriber:
             return Transcript((), language or "en", 0.0, duration_s, self.options.model)
         segments: list[Segment] = []
         info = None
-        _seed(self.options.seed)
         for start, end in chunk_bounds(audio, self.options.chunk_s):
             offset_s = start / SAMPLE_RATE_HZ
             segments_iter, info = self._model.transcribe(
                 audio[start:end],
                 language=language or (info.language if info is not None else None),
                 beam_size=self.options.beam_size,
+                temperature=list(self.options.temperatures),
                 word_timestamps=True,
                 vad_filter=self.options.vad_filter,
                 vad_parameters={"min_silence_duration_ms": self.options.min_silence_ms},

@@ -27,7 +27,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["MosiMetrics", "mosi_metrics", "pearson", "pearson_rows", "mae", "accuracy_rows", "sign_accuracy"]
+__all__ = ["MosiMetrics", "mosi_metrics", "pearson", "pearson_rows", "mae", "accuracy_rows", "sign_accuracy",
+           "roc_auc"]
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,22 @@ def sign_accuracy(pred: np.ndarray, label: np.ndarray, clear: float, balanced: b
         return float(np.mean(right))
     return float(np.mean([right[positive].mean(), right[~positive].mean()])) if positive.any() and (~positive).any() \
         else float("nan")
+
+
+def roc_auc(score: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve of ``score`` separating ``positive`` (bool) from the rest
+    (``sklearn.metrics.roc_auc_score``): the chance that a random positive scores above a
+    random negative, whatever the threshold. NaN when one class has no sample.
+
+    Raises:
+        ValueError: The shapes differ.
+    """
+    score, positive = _pair(score, np.asarray(positive, dtype=np.float64), "roc_auc")
+    if positive.min(initial=1.0) == positive.max(initial=0.0):
+        return float("nan")
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(positive > 0.5, score))
 
 
 def mosi_metrics(pred: np.ndarray, label: np.ndarray) -> MosiMetrics:

@@ -12,7 +12,7 @@ import pytest
 from bench.wer import word_error_rate
 from extractors.media import SAMPLE_RATE_HZ, decode_audio
 from extractors.transcript import AsrOptions, Transcriber
-from tests.conftest import requires_shared
+from tests.conftest import SHARED_DATA, requires_shared
 
 log = logging.getLogger(__name__)
 
@@ -102,3 +102,22 @@ def test_chunked_transcription_matches_whole(tmp_path_factory, example_clip: Pat
     # Whisper times the first word after a cut loosely; the rest must agree closely
     assert np.median(shifts) < 0.1 and shifts.max() < 0.75
     check_word_invariants(pieces, len(audio) / SAMPLE_RATE_HZ)
+
+
+#: German speech through the English-only model: the greedy text fails Whisper's checks and the
+#: decoder falls back to sampling at higher temperatures (checked below, so the test proves it).
+FALLBACK_CLIP = SHARED_DATA / "emodb" / "wav" / "03a01Fa.wav"
+
+
+@pytest.mark.slow
+@requires_shared
+def test_decoding_repeats_exactly_when_whisper_falls_back_to_sampling(transcriber: Transcriber):
+    from extractors.assets import resolve_ffmpeg
+
+    audio = decode_audio(FALLBACK_CLIP, resolve_ffmpeg(), SAMPLE_RATE_HZ)
+    segments, _ = transcriber.whisper.transcribe(audio, beam_size=1, word_timestamps=True, vad_filter=True,
+                                                 condition_on_previous_text=False)
+    assert max(s.temperature for s in segments) > 0, "the clip no longer triggers the sampling fallback"
+    runs = [transcriber.transcribe(audio) for _ in range(3)]
+    texts = {tuple((w.text, w.start_s, w.end_s, w.probability) for w in run.words) for run in runs}
+    assert len(texts) == 1, f"same clip, different words: {texts}"

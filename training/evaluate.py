@@ -53,14 +53,17 @@ import numpy as np
 
 from extractors.errors import ExtractionError
 from extractors.text import TextEncoder, TextOptions
+from extractors.voice_states import audio_columns
 from model.checkpoint import CheckpointError, LoadedMiar, read_weights_config
-from model.metrics import accuracy_rows, mae, mosi_metrics, pearson, sign_accuracy
-from model.schema import NEUTRAL_BAND, sentiment_bin
+from model.feature_store import load_split
+from model.metrics import accuracy_rows, mae, mosi_metrics, pearson, roc_auc, sign_accuracy
+from model.schema import MODALITIES, NEUTRAL_BAND, sentiment_bin
 from pipeline.config import PipelineConfig
 from pipeline.models import Models, weights_text_options
 from storage.files import write_text_atomic
 from storage.locations import cache_dir, shared_dir
 from training import baselines as bl
+from training import crema_d
 from training import sources as src
 from training.assemble import VADER_SPLIT_SEED, load_training_data
 from training.corpora import (
@@ -93,6 +96,10 @@ COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("meld_acc3", "MELD3", True), ("emodb_sign", "EmoDB", True), ("emodb_balanced", "EmoDB bal", True),
     ("speech_valence_corr", "SpVal r", False), ("taiwan_sign", "Taiwan", True), ("taiwan_balanced", "Taiwan bal", True),
     ("muxspace_sign", "muxsp", True), ("muxspace_balanced", "muxsp bal", True),
+    ("emodb_voice_auc", "EmoDB AUC", True),
+    ("crema_voice_auc", "CREMA voice AUC", True), ("crema_voice_balanced", "CREMA voice bal", True),
+    ("crema_fused_auc", "CREMA fused AUC", True), ("crema_fused_balanced", "CREMA fused bal", True),
+    ("crema_neutral_in_band", "CREMA neutral in band", True),
 )
 #: Text held-out sets ``evaluate_weights`` scores by default.
 TEXT_SETS: tuple[str, ...] = ("mosi", "mosei", "vader", "sst5", "meld")
@@ -241,20 +248,69 @@ def _scores(miar: LoadedMiar, encoder: TextEncoder, max_tokens: int, shared: Pat
             guess = probs.argmax(axis=1) if probs.shape[1] else np.array([sentiment_bin(float(p)) for p in preds[name]])
             scores["meld_acc3"] = float(accuracy_rows(classes, guess))
     scores.update(text_set_scores(held, preds))
+    with_states = _reads_voice_states(miar)
     for name, load, metric in (("emodb", src.load_emodb, "sign"), ("speech_valence", src.load_speech_valence, "corr"),
                                ("taiwan", src.load_taiwan, "sign"), ("muxspace", src.load_muxspace, "sign")):
         modality = "audio" if name in ("emodb", "speech_valence") else "vision"
         if modality not in miar.modalities:
             continue
-        held_media = load(shared, cache)["test"]
+        parts = load(shared, cache, with_states=with_states) if modality == "audio" else load(shared, cache)
+        held_media = parts["test"]
         pred = miar.predict(list(held_media.samples))
+        if name == "emodb":
+            clear = np.abs(held_media.labels) >= 1.5
+            scores["emodb_voice_auc"] = roc_auc(pred[clear], held_media.labels[clear] > 0)
         clear = 1.5 if name == "emodb" else 1.0
         if metric == "sign":
             scores[f"{name}_sign"] = sign_accuracy(pred, held_media.labels, clear)
             scores[f"{name}_balanced"] = sign_accuracy(pred, held_media.labels, clear, balanced=True)
         else:
             scores[f"{name}_corr"] = pearson(pred, held_media.labels)
+    if "audio" in miar.modalities:
+        scores.update(crema_d_scores(miar, cache))
     return scores, preds
+
+
+def _reads_voice_states(miar: LoadedMiar) -> bool:
+    return len(miar.config.get("audio_columns", ())) == len(audio_columns(True))
+
+
+#: CREMA-D clip-name emotion codes: happy against the four negative emotions, and neutral.
+CREMA_HAPPY, CREMA_NEGATIVE, CREMA_NEUTRAL = "HAP", ("ANG", "DIS", "FEA", "SAD"), "NEU"
+
+
+def crema_d_scores(miar: LoadedMiar, cache: Path | None = None, split: str = "test") -> dict[str, float]:
+    """Voice and fused readings on the held-out CREMA-D actors (``training.crema_d``: ids that are
+    multiples of 5), from the features ``python -m training.crema_d`` made through the stage sequence.
+
+    By the emotion each actor played (the words are neutral in every clip): ``voice_score`` (the
+    network fed the voice alone, ``LoadedMiar.predict_readings``) and the fused sentiment, each as
+    the AUC of happy against anger, disgust, fear and sadness and as balanced sign accuracy
+    (happy > 0, negative < 0; the mean of both sides); and the share of neutral takes whose fused
+    score is inside the neutral band. Weights that read the 34 descriptors only get those columns
+    (the first 34 of the features). Empty when the features are not there.
+    """
+    folder = crema_d.features_dir(cache)
+    if not (folder / "manifest.json").is_file():
+        log.warning("no CREMA-D features in %s (python -m training.crema_d): CREMA-D not scored", folder)
+        return {}
+    samples, _, keys = load_split(folder, split)
+    width = len(miar.config.get("audio_columns", ()))
+    samples = [replace(s, audio=s.audio[:, :width]) if s.audio is not None else s for s in samples]
+    emotion = np.array([key.rsplit("/", 1)[-1].split("_")[2] for key in keys])
+    happy, negative = emotion == CREMA_HAPPY, np.isin(emotion, CREMA_NEGATIVE)
+    polar = happy | negative
+    sign = np.where(happy, 1.0, -1.0)[polar]
+    voice = miar.predict_readings(samples)[:, MODALITIES.index("audio")]
+    fused = np.asarray(miar.predict(samples), np.float64)
+    return {
+        "crema_voice_auc": roc_auc(voice[polar], happy[polar]),
+        "crema_voice_balanced": sign_accuracy(voice[polar], sign, 0.5, balanced=True),
+        "crema_fused_auc": roc_auc(fused[polar], happy[polar]),
+        "crema_fused_balanced": sign_accuracy(fused[polar], sign, 0.5, balanced=True),
+        "crema_neutral_in_band": float(np.mean(np.abs(fused[emotion == CREMA_NEUTRAL]) < NEUTRAL_BAND)),
+        "crema_n": float(len(samples)),
+    }
 
 
 #: The ridge peers' training text by default: the shipped config's regression text.

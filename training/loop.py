@@ -15,7 +15,9 @@ valid split selects). Each step:
   1 - ``modality_dropout``; the label stays the text's (data without co-present
   modalities then still shows the fusion head every pattern of presence);
 - drops each of audio and vision of a sample that has them *with* its text (a features
-  folder) with probability ``modality_dropout`` (classic modality dropout);
+  folder) with probability ``modality_dropout`` (classic modality dropout); for a source whose
+  words are neutral by design (``TrainingData.neutral_text``: CREMA-D) it drops the text
+  instead, since the label is the voice's;
 - loss: L1 of the fused score + ``modality_head_weight`` x L1 of each present modality's
   own head + ``align_weight`` x cross-modal sentiment-bin contrastive alignment
   (``model.miar.sentiment_alignment_loss``; bins from ``model.schema.sentiment_bin``) +
@@ -458,6 +460,16 @@ def _drop_modalities(sample: SampleInput, rate: float, rng: np.random.Generator)
     return replace(sample, **dropped) if dropped else sample
 
 
+def _drop_text(sample: SampleInput, rate: float, rng: np.random.Generator) -> SampleInput:
+    """Drop the text (keep voice and face) with probability ``rate``: for sources whose label is
+    not in their words, so the voice alone learns to carry it (the outputs' ``voice_score`` is the
+    network fed the voice alone), while the words never learn a label they do not show."""
+    if rng.random() >= rate:
+        return sample
+    return replace(sample, text=np.zeros((0, sample.text.shape[1] if sample.text is not None else 1), np.float32),
+                   text_mask=np.zeros(0, bool))
+
+
 def _draw_batch(
     options: TrainOptions, data: TrainingData, names: list[str], probs: np.ndarray, rng: np.random.Generator,
     size: int | None = None,
@@ -480,7 +492,10 @@ def _draw_batch(
                         extra[modality], extra[f"{modality}_mask"] = other.modality(modality)
                 sample = replace(sample, **extra)
         elif "text" in kinds and len(kinds) > 1 and options.modality_dropout > 0:
-            sample = _drop_modalities(sample, options.modality_dropout, rng)
+            if name in data.neutral_text:
+                sample = _drop_text(sample, options.modality_dropout, rng)
+            else:
+                sample = _drop_modalities(sample, options.modality_dropout, rng)
         batch.append(sample)
         labels.append(data.labels[name][i])
         classes.append(data.classes[name][i])
