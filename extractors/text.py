@@ -151,8 +151,10 @@ class TextEncoder:
         texts into windows that fit ``max_words_tokens``. A word the tokenizer drops counts 0."""
         if not words:
             return []
+        # verbose=False: counting a long text is how windows are planned, not an overflow, so
+        # transformers' "sequence length is longer than the maximum" warning would mislead.
         encoding = self._tokenizer(list(words), is_split_into_words=True, add_special_tokens=False,
-                                   truncation=False)
+                                   truncation=False, verbose=False)
         counts = [0] * len(words)
         for w in encoding.word_ids():
             if w is not None:

@@ -48,9 +48,9 @@ from typing import Any
 import numpy as np
 
 from extractors import face as face_mod
-from extractors import voice as voice_mod
 from extractors.errors import ExtractionError
 from extractors.text import TEXT_EXTRACTOR_VERSION
+from extractors.voice_states import audio_columns
 from model.feature_store import (
     LABEL_FILE,
     MANIFEST_FILE,
@@ -337,7 +337,8 @@ def _extract_clip(path: Path, spec: ClipSpec, target: Path, config: PipelineConf
     if features.status != "ok":
         raise ExtractionError(f"{path}: no speech recognised, nothing to encode")
     assert models.text_encoder is not None
-    widths = {"text": models.text_encoder.dim, "audio": len(voice_mod.COLUMNS), "vision": len(face_mod.COLUMNS)}
+    widths = {"text": models.text_encoder.dim, "audio": len(audio_columns(models.voice_states is not None)),
+              "vision": len(face_mod.COLUMNS)}
     strings = {"video_id": spec.video_id, "clip_id": spec.clip_id, "asr_text": features.utterances[0].text,
                "label_text": spec.text}
     save_clip(target, features.samples[0], widths, label=spec.label, strings=strings)
@@ -496,7 +497,7 @@ def _write_manifest(dataset: Path, out: Path, specs: Sequence[ClipSpec], done: s
         "text_layers": config.text.layers,
         "asr_model": config.asr.model,
         "frame_fps": config.media.frame_fps,
-        "audio_columns": list(voice_mod.COLUMNS),
+        "audio_columns": list(audio_columns(config.voice_states.enabled)),
         "vision_columns": list(face_mod.COLUMNS),
         "text_source": "ASR words (what inference sees); label.csv text stored as label_text",
         "counts": {s: len(v) for s, v in by_split.items()},

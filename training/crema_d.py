@@ -158,9 +158,8 @@ def extract(out: Path | None = None, shared: Path | None = None, cache: Path | N
     from pipeline.config import PipelineConfig
     from pipeline.extract import ExtractOptions, extract_dataset
     from training.loop import TrainOptions
-    from training.train import CONFIGS
 
-    options = TrainOptions.from_json(CONFIGS / "miar-v3.json")
+    options = TrainOptions.from_json(Path(__file__).resolve().parent / "configs" / "miar-v3.json")
     out = out or features_dir(cache)
     dataset = build_dataset(read_crema_d(shared), (cache or locations.cache_dir()) / "crema-d-dataset", shared)
     config = PipelineConfig()
