@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from extractors.assets import resolve_ffmpeg
-from extractors.media import decode_audio
+from extractors.media import SAMPLE_RATE_HZ, decode_audio
 from extractors.voice import VoiceOptions, extract_voice
 from storage.locations import REPO_ROOT, shared_data_dir
 
@@ -53,24 +53,24 @@ def main(argv: list[str] | None = None) -> int:
     source = shared_data_dir() / "mosi" / "clips" / "03bSnISJMiM_1.wav"
     if not source.is_file():
         source = REPO_ROOT / "examples" / "example.mp4"
-    audio = decode_audio(source, resolve_ffmpeg(), 16000)
-    audio = np.tile(audio, int(np.ceil(60 * 16000 / len(audio))))[: 60 * 16000]
+    audio = decode_audio(source, resolve_ffmpeg(), SAMPLE_RATE_HZ)
+    audio = np.tile(audio, int(np.ceil(60 * SAMPLE_RATE_HZ / len(audio))))[: 60 * SAMPLE_RATE_HZ]
     versions: dict[str, Callable[..., object]] = {"this checkout": extract_voice}
     if args.compare:
         versions[args.compare] = _voice_at(args.compare)
     timings: dict[str, list[float]] = {name: [] for name in versions}
     for run in versions.values():
-        run(audio[:16000], 16000)  # warm-up (imports, FFT plans)
+        run(audio[:SAMPLE_RATE_HZ], SAMPLE_RATE_HZ)  # warm-up (imports, FFT plans)
     for _ in range(max(1, args.repeat)):
         for name, run in versions.items():
             start = time.perf_counter()
-            run(audio, 16000, VoiceOptions())
+            run(audio, SAMPLE_RATE_HZ, VoiceOptions())
             timings[name].append(time.perf_counter() - start)
     import parselmouth
 
     start = time.perf_counter()
-    parselmouth.Sound(audio.astype(np.float64), 16000.0).to_pitch_ac(time_step=0.01, pitch_floor=60.0,
-                                                                     pitch_ceiling=500.0)
+    parselmouth.Sound(audio.astype(np.float64), float(SAMPLE_RATE_HZ)).to_pitch_ac(time_step=0.01, pitch_floor=60.0,
+                                                                                    pitch_ceiling=500.0)
     praat_s = time.perf_counter() - start
     print(f"source: {source.name} tiled to 60 s; Praat pitch alone {praat_s:.3f} s")
     for name, times in timings.items():
