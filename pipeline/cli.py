@@ -27,7 +27,7 @@ from typing import IO, TYPE_CHECKING
 from model.schema import NEUTRAL_BAND, SCORE_MAX, SCORE_MIN
 from pipeline.api import ENGINES
 from pipeline.errors import USER_ERRORS, PipelineError
-from pipeline.languages import WHISPER_LANGUAGE_CODES
+from pipeline.languages import ENGLISH, WHISPER_LANGUAGE_CODES
 from pipeline.output import OUTPUT_FORMATS
 from storage.locations import DEFAULT_WEIGHTS
 
@@ -109,11 +109,13 @@ def whisper_language(text: str) -> str:
 
 
 def english_only(text: str) -> str:
-    """argparse type of ``text --language``: "en" (the text path reads English only; other codes are refused)."""
+    """argparse type of ``--language`` for ``run`` and ``text`` alike: "en" (the sentiment model reads
+    English only, so another code could only fail later, after every model loaded)."""
     code = whisper_language(text)
-    if code != "en":
+    if code != ENGLISH:
         raise argparse.ArgumentTypeError(
-            f"{text!r}: the sentiment model reads English only; --language en scores every line as English")
+            f"{text!r}: the sentiment model reads English only; --language en scores the speech or text as "
+            "English whatever language it is")
     return code
 
 
@@ -152,9 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--asr", default=None, metavar="MODEL",
                      help="Whisper model: tiny.en (default, English, fastest), base (multilingual) or a "
                      "CTranslate2 model folder")
-    run.add_argument("--language", type=whisper_language, default=None, metavar="CODE",
-                     help="skip language identification and decode as this language (e.g. en); by default "
-                     "speech confidently identified as not English is reported as failed, not scored")
+    run.add_argument("--language", type=english_only, default=None, metavar="en",
+                     help="skip language identification and score the speech as English, whatever language it "
+                     "is; by default speech identified as another language is reported as failed, not scored")
     run.add_argument("--fps", type=positive_number, default=None, metavar="N",
                      help="frames per second sampled for the face (default 4; lower is faster)")
     run.add_argument("--max-duration", type=positive_number, default=None, metavar="SECONDS",
@@ -542,7 +544,7 @@ def text_command(args: argparse.Namespace) -> int:
                         if refused <= TEXT_REFUSALS_LISTED:
                             log.error("%s; not scored (--language en scores it anyway)",
                                       language_refusal(f"{where}:{n}", r.language, r.evidence))
-                    elif r.language != "en":
+                    elif r.language != ENGLISH:
                         forced += 1
                     rows.append(TextRow(n, line, r.sentiment, r.polarity, r.language))
                 if header_written:

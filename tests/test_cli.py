@@ -249,6 +249,9 @@ def test_skip_existing_resumes(tmp_path: Path, example_clip: Path, caplog: pytes
     (["extract", "--dataset", "d", "--out", "o", "--workers", "-2"], "argument --workers: '-2' must be 1 or more"),
     (["text", "f.txt", "--language", "de"], "argument --language: 'de': the sentiment model reads English only"),
     (["text", "f.txt", "--language", "klingon"], "argument --language: 'klingon' is not a Whisper language code"),
+    # run and text take --language alike: the model reads English, so "de" is refused before anything loads
+    # (it used to load every model, then fail with "speech identified as 'de' (p=1.00)")
+    (["run", "x.mp4", "--language", "de"], "argument --language: 'de': the sentiment model reads English only"),
 ])
 def test_bad_argument_values_are_refused_by_the_parser(repo_root: Path, args: list[str], message: str):
     code, heavy, stderr = run_light(repo_root, *args)
@@ -257,12 +260,12 @@ def test_bad_argument_values_are_refused_by_the_parser(repo_root: Path, args: li
 
 
 def test_good_argument_values_reach_the_config():
-    args = build_parser().parse_args(["run", "x.mp4", "--fps", "2.5", "--max-duration", "60", "--language", "DE"])
-    assert (args.fps, args.max_duration, args.language) == (2.5, 60.0, "de")
+    args = build_parser().parse_args(["run", "x.mp4", "--fps", "2.5", "--max-duration", "60", "--language", "EN"])
+    assert (args.fps, args.max_duration, args.language) == (2.5, 60.0, "en")
     from pipeline.config import PipelineConfig
 
     config = PipelineConfig().with_overrides(fps=args.fps, max_duration_s=args.max_duration, language=args.language)
-    assert (config.media.frame_fps, config.media.max_duration_s, config.asr.language) == (2.5, 60.0, "de")
+    assert (config.media.frame_fps, config.media.max_duration_s, config.asr.language) == (2.5, 60.0, "en")
     assert PipelineConfig().media.max_duration_s == 21600
     assert build_parser().parse_args(["extract", "--dataset", "d", "--out", "o", "--workers", "3"]).workers == 3
     assert build_parser().parse_args(["text", "f.txt", "--language", "EN"]).language == "en"
