@@ -382,7 +382,7 @@ def run_command(args: argparse.Namespace, models: Models | None = None) -> int:
         if outcome.status == "skipped":
             log.info("%s: %s is done (same weights and ASR model), skipped", outcome.path, outcome.output)
         elif outcome.status == "failed":
-            log.error("%s", outcome.error)  # our errors name the file themselves
+            log.error("%s", _with_flag_hint(outcome.error))  # our errors name the file themselves
         elif outcome.result is not None:
             result = outcome.result
             for warning in result.warnings:
@@ -412,6 +412,19 @@ def run_command(args: argparse.Namespace, models: Models | None = None) -> int:
     if interrupted:
         return _interrupted_exit()
     return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+#: The option a media error names when a file is longer than allowed (``extractors.media``), and the flag
+#: of ``run`` that sets it.
+_MAX_DURATION_OPTION = "(MediaOptions.max_duration_s)"
+
+
+def _with_flag_hint(error: str) -> str:
+    """A library error as ``run`` reports it: one naming ``MediaOptions.max_duration_s`` (the library's
+    name for the limit) also says which flag raises it."""
+    if error.endswith(_MAX_DURATION_OPTION):
+        return f"{error}; raise it with --max-duration SECONDS"
+    return error
 
 
 #: Statuses of a batch's outcomes, in the order the summary line counts them.

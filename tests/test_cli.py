@@ -391,3 +391,26 @@ def test_a_loaded_models_holder_cannot_be_combined_with_model_flags(tmp_path: Pa
     stand_in = object()
     assert main(["run", str(tmp_path), "--weights", "w"], models=stand_in) == 1  # type: ignore[arg-type]
     assert "cannot change models already loaded" in caplog.text
+
+
+def test_too_long_media_names_the_flag_that_raises_the_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             caplog: pytest.LogCaptureFixture):
+    """The library's message names its option (MediaOptions.max_duration_s); ``run`` adds its own flag."""
+    from types import SimpleNamespace
+
+    from extractors.media import check_duration
+    from pipeline import score
+    from pipeline.models import Models
+
+    clip = tmp_path / "day.wav"
+    clip.write_bytes(b"")
+    monkeypatch.setattr(Models, "load", classmethod(lambda cls, config, parts=None: Models(ffmpeg=Path("ffmpeg"))))
+
+    def too_long(path: Path, config, models: object, progress: object = None) -> None:
+        check_duration(SimpleNamespace(path=path, duration_s=86400.0), config.media.max_duration_s)
+
+    monkeypatch.setattr(score, "score_video", too_long)
+    assert main(["run", str(clip), "--out", str(tmp_path / "out"), "--no-progress"]) == 1
+    assert (f"{clip}: lasts 24:00:00 (86400 s), longer than the 21600 s limit (MediaOptions.max_duration_s); "
+            "raise it with --max-duration SECONDS") in caplog.text
+    assert caplog.text.count("--max-duration") == 1
