@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
+from concurrent.futures import Future
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,12 +109,17 @@ class Models:
             raise ValueError(f"Models.load: unknown parts {unknown}, expected some of {ALL_PARTS}")
         from extractors.assets import resolve_ffmpeg
 
-        if config.torch_threads > 0 and _TORCH_PARTS & set(parts):
-            import torch
-
-            torch.set_num_threads(config.torch_threads)
         models = cls(ffmpeg=resolve_ffmpeg())
+        asr_loading: Future[None] | None = None
         try:
+            if "asr" in parts:
+                # Whisper (no PyTorch) loads on a worker thread while this one imports PyTorch and
+                # loads the weights: CTranslate2 reads its model in native code, which releases the GIL.
+                asr_loading = _start_transcriber(models, config)
+            if config.torch_threads > 0 and _TORCH_PARTS & set(parts):
+                import torch
+
+                torch.set_num_threads(config.torch_threads)
             # The weights first: the cheapest part, and the one a wrong --weights breaks.
             if "miar" in parts:
                 models.miar = _load_miar(config)
@@ -120,23 +127,17 @@ class Models:
                 # descriptors alone (miar-v2) never see them.
                 config = replace(config, voice_states=replace(config.voice_states,
                                                               enabled=_reads_voice_states(models.miar)))
+            if asr_loading is not None:
+                # Joined before the face loads: that hides fd 2 (MediaPipe's banner), which would also
+                # hide what the Whisper thread logs.
+                asr_loading.result()
+                asr_loading = None
+                models.voice_states = _voice_states(models, config)
             if "face" in parts:
                 from extractors.face import FaceExtractor
 
                 with native_stderr_quiet():
                     models.face = FaceExtractor(config.face)
-            if "asr" in parts:
-                from extractors.transcript import Transcriber
-
-                models.transcriber = Transcriber(config.asr, config.cache_dir)
-                if config.voice_states.enabled:
-                    from extractors.voice_states import VoiceStates
-
-                    if models.transcriber.options.model == config.voice_states.model:
-                        models.voice_states = VoiceStates(models.transcriber.whisper, config.voice_states)
-                    else:
-                        models.voice_states = VoiceStates.load(config.voice_states, config.cache_dir,
-                                                               config.asr.compute_type, config.asr.cpu_threads)
             if "text" in parts:
                 from extractors.text import TextEncoder
 
@@ -145,6 +146,9 @@ class Models:
                     text = weights_text_options(models.miar.config, text)
                 models.text_encoder = TextEncoder(text)
         except BaseException:
+            if asr_loading is not None:  # never close models under a thread still loading them
+                with suppress(BaseException):
+                    asr_loading.result()
             models.close()
             raise
         return models
@@ -168,6 +172,39 @@ def _reads_voice_states(miar: LoadedMiar) -> bool:
     from extractors.voice_states import STATE_COLUMNS
 
     return STATE_COLUMNS[0] in miar.config.get("audio_columns", ())
+
+
+def _start_transcriber(models: Models, config: PipelineConfig) -> Future[None]:
+    """Load Whisper into ``models.transcriber`` on a daemon thread; the future holds its outcome (or error)."""
+    future: Future[None] = Future()
+
+    def load() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            from extractors.transcript import Transcriber
+
+            models.transcriber = Transcriber(config.asr, config.cache_dir)
+        except BaseException as e:  # handed to the caller, which re-raises it
+            future.set_exception(e)
+        else:
+            future.set_result(None)
+
+    threading.Thread(target=load, name="load-asr", daemon=True).start()
+    return future
+
+
+def _voice_states(models: Models, config: PipelineConfig) -> VoiceStates | None:
+    """Whisper's encoder states as voice features when ``config.voice_states.enabled``: sharing the
+    transcriber's model when it is the same one, else their own."""
+    if not config.voice_states.enabled:
+        return None
+    from extractors.voice_states import VoiceStates
+
+    assert models.transcriber is not None
+    if models.transcriber.options.model == config.voice_states.model:
+        return VoiceStates(models.transcriber.whisper, config.voice_states)
+    return VoiceStates.load(config.voice_states, config.cache_dir, config.asr.compute_type, config.asr.cpu_threads)
 
 
 def weights_text_options(weights: Mapping[str, Any], text: TextOptions | None = None) -> TextOptions:
