@@ -414,3 +414,18 @@ def test_too_long_media_names_the_flag_that_raises_the_limit(tmp_path: Path, mon
     assert (f"{clip}: lasts 24:00:00 (86400 s), longer than the 21600 s limit (MediaOptions.max_duration_s); "
             "raise it with --max-duration SECONDS") in caplog.text
     assert caplog.text.count("--max-duration") == 1
+
+
+def test_only_the_programs_entry_freezes_the_heap_for_exit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """``python -m pipeline`` (argv None) readies the process to exit; a caller passing argv keeps its heap as is."""
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    main(["report", str(tmp_path)])
+    assert gc.get_freeze_count() == 0
+    monkeypatch.setattr(sys, "argv", ["pipeline", "report", str(tmp_path)])
+    try:
+        main()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
