@@ -24,7 +24,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from extractors.text import normalise_text
-from model.batch import SampleInput
 from model.schema import NEUTRAL_BAND, polarity_of
 from pipeline.config import PipelineConfig
 from pipeline.errors import PipelineError, UnsupportedLanguageError
@@ -132,6 +131,8 @@ class TextScorer:
         made and scored exactly as before windows existed. Longer texts add their later windows
         after every text's first, so the first windows' batches stay as they were.
         """
+        from model.batch import SampleInput  # PyTorch: imported once the models are (``Models.load``)
+
         encoder, miar = self.models.text_encoder, self.models.miar
         if encoder is None or miar is None:
             raise ValueError(f"TextScorer: Models loaded without {list(TEXT_PARTS)}")
