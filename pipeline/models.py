@@ -13,13 +13,10 @@ in exactly one place. Importing this module loads no model library: that happens
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
-import threading
 from collections.abc import Collection, Iterator, Mapping
-from concurrent.futures import Future
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,24 +40,6 @@ log = logging.getLogger(__name__)
 ALL_PARTS: tuple[str, ...] = ("asr", "face", "text", "miar")
 #: Parts that run on PyTorch (MTCNN, the text transformer, MIAR), hence obey ``torch_threads``.
 _TORCH_PARTS = frozenset({"face", "text", "miar"})
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off while the model libraries are imported and the models load.
-
-    Importing PyTorch and transformers allocates millions of long-lived objects, and every full
-    collection the allocations trigger walks all of them again: about a tenth of ``Models.load``
-    (0.8 s of 7.9 s on a busy 2-core machine). The little cyclic garbage an import leaves is collected
-    by the next collections once the collector is back (as it was before: a caller's disable stays).
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @contextmanager
@@ -114,9 +93,6 @@ class Models:
         to running these models. If a part fails to load, the parts already loaded are
         closed before the error propagates.
 
-        Whisper (part "asr", no PyTorch) loads on a worker thread beside the PyTorch parts, and the
-        garbage collector is paused while the libraries are imported and the models load.
-
         Args:
             config: Which models and weights, and their options.
             parts: Any of ``ALL_PARTS``.
@@ -129,24 +105,14 @@ class Models:
         unknown = sorted(set(parts) - set(ALL_PARTS))
         if unknown:
             raise ValueError(f"Models.load: unknown parts {unknown}, expected some of {ALL_PARTS}")
-        with _collector_paused():
-            return cls._load(config, parts)
-
-    @classmethod
-    def _load(cls, config: PipelineConfig, parts: Collection[str]) -> Models:
         from extractors.assets import resolve_ffmpeg
 
-        models = cls(ffmpeg=resolve_ffmpeg())
-        asr_loading: Future[None] | None = None
-        try:
-            if "asr" in parts:
-                # Whisper (no PyTorch) loads on a worker thread while this one imports PyTorch and
-                # loads the weights: CTranslate2 reads its model in native code, which releases the GIL.
-                asr_loading = _start_transcriber(models, config)
-            if config.torch_threads > 0 and _TORCH_PARTS & set(parts):
-                import torch
+        if config.torch_threads > 0 and _TORCH_PARTS & set(parts):
+            import torch
 
-                torch.set_num_threads(config.torch_threads)
+            torch.set_num_threads(config.torch_threads)
+        models = cls(ffmpeg=resolve_ffmpeg())
+        try:
             # The weights first: the cheapest part, and the one a wrong --weights breaks.
             if "miar" in parts:
                 models.miar = _load_miar(config)
@@ -154,17 +120,23 @@ class Models:
                 # descriptors alone (miar-v2) never see them.
                 config = replace(config, voice_states=replace(config.voice_states,
                                                               enabled=_reads_voice_states(models.miar)))
-            if asr_loading is not None:
-                # Joined before the face loads: that hides fd 2 (MediaPipe's banner), which would also
-                # hide what the Whisper thread logs.
-                asr_loading.result()
-                asr_loading = None
-                models.voice_states = _voice_states(models, config)
             if "face" in parts:
                 from extractors.face import FaceExtractor
 
                 with native_stderr_quiet():
                     models.face = FaceExtractor(config.face)
+            if "asr" in parts:
+                from extractors.transcript import Transcriber
+
+                models.transcriber = Transcriber(config.asr, config.cache_dir)
+                if config.voice_states.enabled:
+                    from extractors.voice_states import VoiceStates
+
+                    if models.transcriber.options.model == config.voice_states.model:
+                        models.voice_states = VoiceStates(models.transcriber.whisper, config.voice_states)
+                    else:
+                        models.voice_states = VoiceStates.load(config.voice_states, config.cache_dir,
+                                                               config.asr.compute_type, config.asr.cpu_threads)
             if "text" in parts:
                 from extractors.text import TextEncoder
 
@@ -173,9 +145,6 @@ class Models:
                     text = weights_text_options(models.miar.config, text)
                 models.text_encoder = TextEncoder(text)
         except BaseException:
-            if asr_loading is not None:  # never close models under a thread still loading them
-                with suppress(BaseException):
-                    asr_loading.result()
             models.close()
             raise
         return models
@@ -199,39 +168,6 @@ def _reads_voice_states(miar: LoadedMiar) -> bool:
     from extractors.voice_states import STATE_COLUMNS
 
     return STATE_COLUMNS[0] in miar.config.get("audio_columns", ())
-
-
-def _start_transcriber(models: Models, config: PipelineConfig) -> Future[None]:
-    """Load Whisper into ``models.transcriber`` on a daemon thread; the future holds its outcome (or error)."""
-    future: Future[None] = Future()
-
-    def load() -> None:
-        if not future.set_running_or_notify_cancel():
-            return
-        try:
-            from extractors.transcript import Transcriber
-
-            models.transcriber = Transcriber(config.asr, config.cache_dir)
-        except BaseException as e:  # handed to the caller, which re-raises it
-            future.set_exception(e)
-        else:
-            future.set_result(None)
-
-    threading.Thread(target=load, name="load-asr", daemon=True).start()
-    return future
-
-
-def _voice_states(models: Models, config: PipelineConfig) -> VoiceStates | None:
-    """Whisper's encoder states as voice features when ``config.voice_states.enabled``: sharing the
-    transcriber's model when it is the same one, else their own."""
-    if not config.voice_states.enabled:
-        return None
-    from extractors.voice_states import VoiceStates
-
-    assert models.transcriber is not None
-    if models.transcriber.options.model == config.voice_states.model:
-        return VoiceStates(models.transcriber.whisper, config.voice_states)
-    return VoiceStates.load(config.voice_states, config.cache_dir, config.asr.compute_type, config.asr.cpu_threads)
 
 
 def weights_text_options(weights: Mapping[str, Any], text: TextOptions | None = None) -> TextOptions:

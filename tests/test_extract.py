@@ -179,7 +179,7 @@ def test_models_load_refuses_unknown_parts():
 
 def test_models_load_closes_what_it_loaded_when_a_later_part_fails(monkeypatch: pytest.MonkeyPatch):
     import extractors.face
-    import extractors.text
+    import extractors.transcript
     from pipeline.config import PipelineConfig
     from pipeline.models import Models
 
@@ -192,59 +192,14 @@ def test_models_load_closes_what_it_loaded_when_a_later_part_fails(monkeypatch: 
         def close(self) -> None:
             closed.append("face")
 
-    def no_encoder(*args: object) -> None:
-        raise RuntimeError("encoder missing")
+    def no_whisper(*args: object) -> None:
+        raise RuntimeError("whisper missing")
 
     monkeypatch.setattr(extractors.face, "FaceExtractor", Face)
-    monkeypatch.setattr(extractors.text, "TextEncoder", no_encoder)
-    with pytest.raises(RuntimeError, match="encoder missing"):
-        Models.load(dataclasses.replace(PipelineConfig(), torch_threads=0), parts=("face", "text"))
-    assert closed == ["face"]
-
-
-def test_whisper_loads_beside_the_other_parts_and_its_failure_is_raised(monkeypatch: pytest.MonkeyPatch):
-    """Whisper loads on a worker thread; the caller gets its error (or its model) once the thread is done,
-    and nothing is closed under a thread that is still loading."""
-    import threading
-
-    import extractors.face
-    import extractors.transcript
-    from pipeline.config import PipelineConfig
-    from pipeline.models import Models
-
-    events: list[str] = []
-    release = threading.Event()
-
-    class Face:
-        def __init__(self, options: object) -> None:
-            events.append("face")
-
-        def close(self) -> None:
-            events.append("face closed")
-
-    class Whisper:
-        def __init__(self, options: object, cache_dir: object) -> None:
-            events.append(f"asr on {threading.current_thread().name}")
-            release.wait(5)
-            if fail:
-                raise RuntimeError("whisper missing")
-
-    monkeypatch.setattr(extractors.face, "FaceExtractor", Face)
-    monkeypatch.setattr(extractors.transcript, "Transcriber", Whisper)
-    config = PipelineConfig()
-    config = dataclasses.replace(config, torch_threads=0,
-                                 voice_states=dataclasses.replace(config.voice_states, enabled=False))
-    fail = True
-    release.set()
+    monkeypatch.setattr(extractors.transcript, "Transcriber", no_whisper)
     with pytest.raises(RuntimeError, match="whisper missing"):
-        Models.load(config, parts=("asr", "face"))
-    assert events == ["asr on load-asr"]  # joined before the face loads (its loading hides fd 2)
-
-    fail = False
-    events.clear()
-    with Models.load(config, parts=("asr", "face")) as models:
-        assert isinstance(models.transcriber, Whisper) and models.voice_states is None
-    assert events == ["asr on load-asr", "face", "face closed"]
+        Models.load(dataclasses.replace(PipelineConfig(), torch_threads=0), parts=("face", "asr"))
+    assert closed == ["face"]
 
 
 def test_featurize_refuses_unknown_segmentation_and_missing_parts(tmp_path: Path):
