@@ -2,6 +2,7 @@
 
     python bench/cold_start.py                          # this checkout, best of 3 fresh processes
     python bench/cold_start.py --compare HEAD~3 [--runs 3]
+    python bench/cold_start.py --at HEAD --compare HEAD~3   # two commits (uncommitted edits left out)
 
 Four figures, each the best of ``--runs`` fresh Python processes (a user's first command):
 
@@ -14,7 +15,7 @@ Four figures, each the best of ``--runs`` fresh Python processes (a user's first
 - ``Models.load``: importing the pipeline and loading every model (``Models.load(PipelineConfig())``).
 
 Also shown (best of the runs): the ``run`` command's wall time and the pipeline's own time, and each
-command's peak RSS (the child's ``ru_maxrss``, MB = 10^6 bytes). The revision runs from a temporary
+command's peak RSS (the child's ``ru_maxrss``, MB = 10^6 bytes). A revision runs from a temporary
 git worktree (its packages first on ``PYTHONPATH``); runs alternate between the two sides, so both see
 the same machine load. Timings on a busy machine move by tens of percent: compare within one run.
 """
@@ -138,27 +139,33 @@ def render(results: dict[str, list[dict[str, float]]]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compare", default=None, metavar="REV", help="git revision to run beside this checkout")
+    parser.add_argument("--at", default=None, metavar="REV",
+                        help="measure this git revision instead of the working tree (whose uncommitted edits count)")
     parser.add_argument("--runs", type=int, default=3, help="fresh processes per figure and side (default 3)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         (scratch / "two_lines.txt").write_text(TWO_LINES, encoding="utf-8")
-        sides: dict[str, tuple[Path, str | None]] = {"this checkout": (REPO_ROOT, None)}
-        if args.compare:
-            tree = scratch / "tree"
-            subprocess.run(["git", "worktree", "add", "-q", "--detach", str(tree), args.compare], cwd=REPO_ROOT,
-                           check=True)
-            sides[args.compare] = (tree, str(tree))
-        results: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
+        sides: dict[str, tuple[Path, str | None]] = {}
+        trees: list[Path] = []
         try:
+            for rev in (args.at, args.compare):
+                if rev is None:
+                    continue
+                tree = scratch / f"tree{len(trees)}"
+                subprocess.run(["git", "worktree", "add", "-q", "--detach", str(tree), rev], cwd=REPO_ROOT, check=True)
+                trees.append(tree)
+                sides[rev] = (tree, str(tree))
+            if args.at is None:
+                sides = {"this checkout": (REPO_ROOT, None), **sides}
+            results: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
             for i in range(max(1, args.runs)):
                 for name, (cwd, pythonpath) in sides.items():
                     print(f"run {i + 1}/{args.runs}: {name}", file=sys.stderr, flush=True)
                     results[name].append(measure(cwd, pythonpath, scratch))
         finally:
-            if args.compare:
-                subprocess.run(["git", "worktree", "remove", "--force", str(scratch / "tree")], cwd=REPO_ROOT,
-                               check=False)
+            for tree in trees:
+                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO_ROOT, check=False)
     load = os.getloadavg()
     print(f"best of {args.runs} fresh processes each (load average {load[0]:.2f} {load[1]:.2f} at the end)")
     print(render(results))
