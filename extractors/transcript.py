@@ -28,7 +28,7 @@ from extractors.records import Segment, Transcript, Word
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
-__all__ = ["AsrOptions", "Transcriber", "chunk_bounds"]
+__all__ = ["AsrOptions", "LanguageGuess", "Transcriber", "chunk_bounds"]
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,21 @@ def _load_whisper(folder: Path, options: AsrOptions) -> WhisperModel:
         ) from e
 
 
+@dataclass(frozen=True)
+class LanguageGuess:
+    """What Whisper's language identification says of some speech.
+
+    Attributes:
+        language: The most probable language code.
+        probability: Its probability.
+        english_probability: The probability of English ("en"), whatever came first.
+    """
+
+    language: str
+    probability: float
+    english_probability: float
+
+
 class Transcriber:
     """A Whisper model loaded once and reused for every file of a batch.
 
@@ -160,23 +175,25 @@ class Transcriber:
         """True when the model can detect and transcribe languages other than English."""
         return bool(self._model.model.is_multilingual)
 
-    def identify_language(self, audio: np.ndarray) -> tuple[str, float]:
-        """The spoken language and its probability, before any decoding.
+    def identify_language(self, audio: np.ndarray) -> LanguageGuess:
+        """The spoken language, its probability and English's, before any decoding.
 
         Uses the transcription model when it is multilingual, else the language-ID model;
-        returns the forced language (or "en" for an English-only model without a
+        returns the forced language (or English for an English-only model without a
         language-ID model) with probability 1.0 when nothing can be asked.
         """
         if self.options.language is not None:
-            return self.options.language, 1.0
+            forced = self.options.language
+            return LanguageGuess(forced, 1.0, 1.0 if forced == "en" else 0.0)
         identifier = self._model if self.is_multilingual else self._language_id
         if identifier is None or len(audio) < SAMPLE_RATE_HZ // 10 or not np.any(audio):
-            return "en", 1.0
+            return LanguageGuess("en", 1.0, 1.0)
         # Whisper identifies from the first 30 s of speech; VAD over a whole hour to find it
         # would cost seconds and memory, so look in the opening minutes only.
         head = audio[: int(self.options.language_id_window_s * SAMPLE_RATE_HZ)]
-        language, probability, _ = identifier.detect_language(head, vad_filter=True)
-        return language, float(probability)
+        language, probability, every = identifier.detect_language(head, vad_filter=True)
+        english = dict(every or ()).get("en", 1.0 if language == "en" else 0.0)
+        return LanguageGuess(language, float(probability), float(english))
 
     def transcribe(
         self,

@@ -30,13 +30,14 @@ from extractors import face as face_mod
 from extractors.media import decode_audio, iter_frames, probe
 from extractors.records import FeatureTrack, Frame, Media, TokenFeatures
 from extractors.text import TextEncoder, normalise_text
+from extractors.transcript import LanguageGuess
 from extractors.voice import extract_voice
 from extractors.voice_states import combine
 from model.batch import SampleInput
 from pipeline.align import align_utterance, spread_to_tokens
 from pipeline.config import PipelineConfig
 from pipeline.errors import UnsupportedLanguageError
-from pipeline.languages import ENGLISH
+from pipeline.languages import ENGLISH, speech_language
 from pipeline.models import Models
 from pipeline.records import AlignedUtterance, Utterance, VideoFeatures
 from pipeline.utterances import split_utterances
@@ -53,12 +54,6 @@ SEGMENTATIONS: tuple[str, ...] = ("utterances", "whole")
 
 #: Face coverage below this over a whole video earns a warning in the result.
 LOW_FACE_COVERAGE = 0.5
-#: Speech identified as another language with at least this probability is not scored:
-#: the text model reads English, and an English-only recogniser turns other languages
-#: into English-sounding nonsense that would get a confident, meaningless score.
-#: (Whisper gives clean English clips 0.4 to 0.95, German EmoDB clips > 0.99.)
-NON_ENGLISH_MIN_PROBABILITY = 0.5
-
 
 def featurize(
     path: Path,
@@ -123,18 +118,20 @@ def featurize(
     # max(ASR, face) instead of their sum.
     with _FaceJob(media, config, models, lambda done: report("face", done, total)) as face_job:
         with _timed(seconds, "asr"):
-            if language is None:
-                language_id, language_p = models.transcriber.identify_language(audio)
-                if language_id != ENGLISH and language_p >= NON_ENGLISH_MIN_PROBABILITY:
-                    raise UnsupportedLanguageError(
-                        f"{path}: speech identified as {language_id!r} (p={language_p:.2f}); the sentiment model "
-                        "reads English only (use --language en to score it anyway)"
-                    )
-            else:
-                language_id, language_p = language, 1.0
+            # Speech that is not English is not scored: the text model reads English, and an
+            # English-only recogniser turns other languages into English-sounding nonsense that
+            # would get a confident, meaningless score (pipeline.languages.speech_language decides).
+            guess = models.transcriber.identify_language(audio) if language is None else None
+            if guess is not None:
+                _refuse_unless_english(path, guess, None)
             transcript = models.transcriber.transcribe(
                 audio, lambda done: report("asr", done, total), language or ENGLISH
             )
+            if guess is not None:
+                _refuse_unless_english(path, guess, [w.probability for w in transcript.words])
+            # What the results say is the language the speech was read in, with English's probability.
+            language_id = language or ENGLISH
+            language_p = guess.english_probability if guess is not None else 1.0
         if segmentation == "whole":
             words = transcript.words
             candidates = [Utterance(0, words[0].start_s, words[-1].end_s, words)] if words else []
@@ -173,6 +170,14 @@ def featurize(
         )
         samples = tuple(to_sample_input(a) for a in aligned)
     return result("ok", tuple(u for u, _ in encodable), aligned, samples, face.coverage if media.has_video else None)
+
+
+def _refuse_unless_english(path: Path, guess: LanguageGuess, word_probabilities: list[float] | None) -> None:
+    """Raise ``UnsupportedLanguageError`` when the speech is not English (before decoding: only when certain)."""
+    decision = speech_language(guess.language, guess.probability, guess.english_probability, word_probabilities)
+    if not decision.english and decision.reason:
+        raise UnsupportedLanguageError(f"{path}: {decision.reason}; the sentiment model reads English only "
+                                       "(use --language en to score it anyway)")
 
 
 def encodable_words(utterance: Utterance) -> tuple[list[str], np.ndarray]:

@@ -121,3 +121,70 @@ def test_decoding_repeats_exactly_when_whisper_falls_back_to_sampling(transcribe
     runs = [transcriber.transcribe(audio) for _ in range(3)]
     texts = {tuple((w.text, w.start_s, w.end_s, w.probability) for w in run.words) for run in runs}
     assert len(texts) == 1, f"same clip, different words: {texts}"
+
+
+# Language of speech: identification first, then what the English recogniser heard (pipeline.languages).
+@pytest.mark.parametrize(("guess", "word_probabilities", "english"), [
+    (("en", 0.9, 0.9), None, True),                 # identified English: no decoding needed to decide
+    (("nl", 0.45, 0.4), [0.93, 0.95, 0.9], True),   # short English clip, Dutch first: fluent English words
+    (("cy", 0.78, 0.12), [0.88, 0.91], True),       # Welsh "first" at p 0.78 (refused before): fluent English
+    (("de", 0.35, 0.22), [0.3, 0.5, 0.6], False),   # 1.4 s of German read as English before (p 0.35 < 0.5)
+    (("es", 0.44, 0.2), [], False),                 # 2.2 s of Spanish was "no speech"; now not English
+    (("de", 0.99, 0.001), None, False),             # certain German: refused before decoding
+])
+def test_speech_language_decision(guess, word_probabilities, english):
+    from pipeline.languages import speech_language
+
+    decision = speech_language(*guess, word_probabilities)
+    assert decision.english is english
+    if not english:
+        assert decision.reason.startswith(f"speech identified as {guess[0]!r}"), decision.reason
+
+
+def test_speech_language_waits_for_the_words_when_identification_hesitates():
+    from pipeline.languages import speech_language
+
+    decision = speech_language("fr", 0.6, 0.3, None)
+    assert not decision.english and decision.reason == ""  # neither: decode, then decide
+
+
+#: 1.4 s of German speech that Whisper base identifies as 'de' with p 0.35 only: the former rule
+#: ("another language first with p >= 0.5") scored it as English.
+SHORT_GERMAN = SHARED_DATA / "emodb" / "wav" / "09a05Lc.wav"
+
+
+@pytest.mark.slow
+@requires_shared
+def test_short_german_clip_is_not_scored_as_english(loaded_models, tmp_path: Path):
+    import wave
+
+    from extractors.assets import resolve_ffmpeg
+    from pipeline.config import PipelineConfig
+    from pipeline.errors import UnsupportedLanguageError
+    from pipeline.features import featurize
+
+    audio = decode_audio(SHORT_GERMAN, resolve_ffmpeg(), SAMPLE_RATE_HZ)[: int(1.4 * SAMPLE_RATE_HZ)]
+    clip = tmp_path / "kurz.wav"
+    with wave.open(str(clip), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE_HZ)
+        out.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    with pytest.raises(UnsupportedLanguageError, match=r"speech identified as 'de'.*English only"):
+        featurize(clip, PipelineConfig(), loaded_models)
+
+
+@pytest.mark.slow
+@requires_shared
+def test_results_name_the_language_the_speech_was_read_in(loaded_models):
+    """Scored speech says "en" with English's probability, whatever language identification put first
+    (an English GRID clip was reported as 'da' although it was scored as English)."""
+    from pipeline.config import PipelineConfig
+    from pipeline.features import featurize
+
+    clip = SHARED_DATA / "clips" / "grid" / "bbaf2n.mpg"
+    features = featurize(clip, PipelineConfig(), loaded_models)
+    assert features.status == "ok" and features.language == "en"
+    audio = decode_audio(clip, loaded_models.ffmpeg, SAMPLE_RATE_HZ)
+    assert features.language_probability == pytest.approx(
+        loaded_models.transcriber.identify_language(audio).english_probability)
