@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     emodb = None if args.no_emodb else emodb_table()
     print(f"CREMA-D clips (happy vs negative): train {len(train[1])}, valid {len(valid[1])}, held-out actors "
           f"{len(test[1])}" + ("" if emodb is None else f"; EmoDB held-out speakers {len(emodb[1])}"))
-    print(f"{'representation':32s} {'C':>6s} {'CREMA AUC':>10s} {'CREMA bal':>10s} {'EmoDB AUC':>10s} {'EmoDB bal':>10s}")
+    print(f"{'representation':32s} {'C':>6s} {'CREMA AUC':>10s} {'CREMA bal':>10s} "
+          f"{'EmoDB AUC':>10s} {'EmoDB bal':>10s}")
     for name, part in REPRESENTATIONS.items():
         best = None
         for c in (0.001, 0.01, 0.1, 1.0):

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.errors import OutputError, PipelineError
-from pipeline.inputs import ENGINES, BatchItem, BatchPlan, WriteOptions
+from pipeline.inputs import AUDIO_SUFFIXES, ENGINES, BatchItem, BatchPlan, WriteOptions
 from pipeline.jobs import BatchProgress, VideoOutcome, score_one
 from pipeline.output import SUMMARY_NAME, Provenance, SummaryRow, check_output, merge_summary, read_summary
 from storage.files import not_a_folder
@@ -213,11 +213,25 @@ def reason_to_rescore(item: BatchItem, row: SummaryRow | None, provenance: Prove
     return f"it is not a complete output: {problem}" if problem else ""
 
 
+def parts_for(paths: Sequence[Path]) -> tuple[str, ...]:
+    """The model parts a batch needs: no face models when every input is named as audio.
+
+    A file named as audio that turns out to hold a video track is then scored without its
+    face, and its result's warnings say so.
+    """
+    from pipeline.models import ALL_PARTS
+
+    if paths and all(Path(p).suffix.lower() in AUDIO_SUFFIXES for p in paths):
+        return tuple(part for part in ALL_PARTS if part != "face")
+    return ALL_PARTS
+
+
 def _score_locally(jobs: list[tuple[int, BatchItem]], config: PipelineConfig, options: WriteOptions,
                    finish: Callable[[int, VideoOutcome], None], progress: BatchProgress | None,
                    models: Models | None) -> None:
     from pipeline.models import Models
 
-    with nullcontext(models) if models is not None else Models.load(config) as loaded:
+    with nullcontext(models) if models is not None else Models.load(config, parts=parts_for(
+            [item.path for _, item in jobs])) as loaded:
         for i, item in jobs:
             finish(i, score_one(item, config, loaded, options, progress))

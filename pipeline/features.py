@@ -84,12 +84,14 @@ def featurize(
             ``config.media.max_duration_s``.
         NoAudioTrackError: The file has no audio, so there is nothing to transcribe.
         UnsupportedLanguageError: The speech is confidently not English (``language=None`` only).
-        ValueError: An unknown segmentation, or a model part missing from ``models``.
+        ValueError: An unknown segmentation, or the part "asr" or "text" missing from ``models``
+            (without "face", a video track is scored without the face and the result says so).
     """
     if segmentation not in SEGMENTATIONS:
         raise ValueError(f"featurize: segmentation {segmentation!r}, expected one of {SEGMENTATIONS}")
-    missing = [part for part, model in (("asr", models.transcriber), ("face", models.face),
-                                        ("text", models.text_encoder)) if model is None]
+    # The face models are needed only by files with a video track (checked after the probe):
+    # a batch of audio files loads none (pipeline.api), and pays none of their start-up.
+    missing = [part for part, model in (("asr", models.transcriber), ("text", models.text_encoder)) if model is None]
     if missing:
         raise ValueError(f"featurize: Models loaded without {missing} (Models.load(config, parts=...))")
     assert models.transcriber is not None and models.text_encoder is not None  # for type checkers
@@ -143,7 +145,8 @@ def featurize(
             warnings.append("no speech recognised: nothing to score")
             with _timed(seconds, "face_wait"):  # the face is measured, speech or not
                 face, seconds["face"] = face_job.result()
-            return result("no_speech", coverage=face.coverage if media.has_video else None)
+            seen = media.has_video and models.face is not None
+            return result("no_speech", coverage=face.coverage if seen else None)
 
         with _timed(seconds, "voice"):
             voice = extract_voice(audio, config.media.sample_rate_hz, config.voice)
@@ -155,6 +158,9 @@ def featurize(
             face, seconds["face"] = face_job.result()
     if not media.has_video:
         warnings.append("no video track: scored without the face")
+    elif models.face is None:
+        warnings.append("a video track, but the face models were not loaded (the batch was named as audio): "
+                        "scored without the face")
     elif face.coverage < LOW_FACE_COVERAGE:
         warnings.append(f"face found in only {face.coverage:.0%} of sampled frames")
 
@@ -169,7 +175,8 @@ def featurize(
             for (u, (words, times)), tok in zip(encodable, tokens)
         )
         samples = tuple(to_sample_input(a) for a in aligned)
-    return result("ok", tuple(u for u, _ in encodable), aligned, samples, face.coverage if media.has_video else None)
+    coverage = face.coverage if media.has_video and models.face is not None else None
+    return result("ok", tuple(u for u, _ in encodable), aligned, samples, coverage)
 
 
 def _refuse_unless_english(path: Path, guess: LanguageGuess, word_probabilities: list[float] | None) -> None:
@@ -294,9 +301,8 @@ class _FaceJob:
         self, media: Media, config: PipelineConfig, models: Models, report: Callable[[float], None]
     ) -> tuple[FeatureTrack, float]:
         started = time.perf_counter()
-        if not media.has_video:
+        if not media.has_video or models.face is None:
             return _empty_track("face", face_mod.COLUMNS, config.media.frame_fps), 0.0
-        assert models.face is not None
         frames = iter_frames(media, models.ffmpeg, config.media.frame_fps, config.media.max_side_px)
         track = models.face.extract(_until(frames, self._stop), report, rate_hz=config.media.frame_fps)
         return track, time.perf_counter() - started

@@ -32,8 +32,8 @@ from pipeline.errors import PipelineError
 from pipeline.output import OUTPUT_FORMATS, SUMMARY_NAME, output_path_for
 from storage.files import outputs_over_inputs, temp_name_bytes
 
-__all__ = ["MEDIA_SUFFIXES", "MAX_NAME_BYTES", "ENGINES", "collect_inputs", "output_stems", "WriteOptions",
-           "RunOptions", "BatchItem", "BatchPlan"]
+__all__ = ["AUDIO_SUFFIXES", "MEDIA_SUFFIXES", "MAX_NAME_BYTES", "ENGINES", "collect_inputs", "output_stems",
+           "WriteOptions", "RunOptions", "BatchItem", "BatchPlan"]
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,11 @@ ENGINES: tuple[str, ...] = ("local", "ray")
 MAX_NAME_BYTES = 255
 
 #: File endings taken from a folder (files named explicitly are always tried).
+#: Endings of audio-only formats: a batch of these loads no face models.
+AUDIO_SUFFIXES: frozenset[str] = frozenset({".wav", ".mp3", ".flac", ".m4a", ".ogg", ".opus", ".aac"})
 MEDIA_SUFFIXES: frozenset[str] = frozenset({
     ".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".3gp",
-    ".wav", ".mp3", ".flac", ".m4a", ".ogg", ".opus", ".aac",
-})
+}) | AUDIO_SUFFIXES
 
 
 def collect_inputs(paths: Sequence[Path]) -> list[Path]:

@@ -304,3 +304,23 @@ def test_ray_engine_runs_the_shared_job_and_cleans_up(tmp_path: Path, monkeypatc
     with pytest.raises(CheckpointError, match="not a MIAR weights folder"):  # as itself, one line in the CLI
         score_videos(plan)
     assert not ray.up
+
+
+def test_a_batch_of_audio_files_loads_no_face_models():
+    from pipeline.api import parts_for
+
+    assert "face" not in parts_for([Path("a.wav"), Path("b.MP3"), Path("c.opus")])
+    assert "face" in parts_for([Path("a.wav"), Path("b.mp4")])
+    assert set(parts_for([Path("clip.mkv")])) == {"asr", "face", "text", "miar"}
+
+
+@pytest.mark.slow
+def test_a_video_scored_without_face_models_says_so(loaded_models):
+    """A file named as audio that holds a video track is scored from its words and voice, with a warning."""
+    from pipeline.features import featurize
+    from tests.conftest import EXAMPLE_CLIP
+
+    features = featurize(EXAMPLE_CLIP, PipelineConfig(), replace(loaded_models, face=None))
+    assert features.status == "ok" and features.face_coverage is None
+    assert any("face models were not loaded" in w for w in features.warnings)
+    assert all(s.vision is None for s in features.samples)
