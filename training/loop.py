@@ -167,6 +167,11 @@ class TrainOptions:
         modality_head_weight: Weight of the per-modality heads' L1 loss.
         class_weight: Weight of the class cross-entropy; > 0 needs a source with class
             targets (MELD) and ``dims.n_classes`` > 0, and ``dims.n_classes`` > 0 needs it > 0.
+        neutral_voice_rate: Share of text-only samples that get the voice of a neutral take of a
+            neutral-words source (``TrainingData.neutral_text``: a CREMA-D clip labelled 0); the
+            label stays the text's, which the voice does not contradict. Without it the only
+            samples with words and voice together are ones whose words say nothing, and the fusion
+            learns to follow the voice whenever there is one.
         mix_rate: Share of text-only samples that get a random audio and vision sample
             attached; > 0 needs a text-only source and an audio-only or vision-only source.
         modality_dropout: Chance to drop each attached modality of a mixed sample, and each
@@ -197,6 +202,7 @@ class TrainOptions:
     modality_head_weight: float = 0.3
     class_weight: float = 0.0
     mix_rate: float = 0.0
+    neutral_voice_rate: float = 0.0
     modality_dropout: float = 0.0
     token_dropout: float = 0.1
     threads: int = 1
@@ -309,6 +315,11 @@ def option_refusals(
     elif options.mix_rate > 0 and not (text_only and attachable):
         problems.append(f"mix_rate {options.mix_rate} needs a text-only source and an audio-only or vision-only "
                         f"source to attach; sources {listed} lack one: set mix_rate 0")
+    if not 0 <= options.neutral_voice_rate <= 1:
+        problems.append("neutral_voice_rate must be in [0, 1]")
+    elif options.neutral_voice_rate > 0 and not (text_only and co_present):
+        problems.append(f"neutral_voice_rate {options.neutral_voice_rate} needs a text-only source and a source "
+                        f"with words and voice (crema_d); sources {listed} lack one: set neutral_voice_rate 0")
     if not 0 <= options.modality_dropout < 1:
         problems.append("modality_dropout must be in [0, 1)")
     elif options.modality_dropout > 0 and not co_present and not (options.mix_rate > 0 and attachable):
@@ -470,6 +481,12 @@ def _drop_text(sample: SampleInput, rate: float, rng: np.random.Generator) -> Sa
                    text_mask=np.zeros(0, bool))
 
 
+def _neutral_voices(data: TrainingData, names: list[str]) -> list[tuple[str, int]]:
+    """(source, index) of every neutral take (label 0, a voice) of the neutral-words sources."""
+    return [(n, i) for n in names if n in data.neutral_text for i, y in enumerate(data.labels[n])
+            if y == 0 and data.samples[n][i].audio is not None]
+
+
 def _draw_batch(
     options: TrainOptions, data: TrainingData, names: list[str], probs: np.ndarray, rng: np.random.Generator,
     size: int | None = None,
@@ -477,13 +494,18 @@ def _draw_batch(
     """One source-balanced batch (``size`` samples, default ``batch_size``) with token dropout,
     mixing and modality dropout; the last array flags samples of ``data.neutral_text`` sources."""
     pools = {m: [n for n in names if data.modalities[n] == (m,)] for m in _NON_TEXT}
+    neutral_voices = _neutral_voices(data, names) if options.neutral_voice_rate > 0 else []
     batch, labels, classes, neutral = [], [], [], []
     for name in rng.choice(names, size=size or options.batch_size, p=probs):
         i = int(rng.integers(len(data.samples[name])))
         sample = _drop_tokens(data.samples[name][i], options.token_dropout, rng)
         kinds = data.modalities[name]
         if kinds == ("text",):
-            if rng.random() < options.mix_rate and any(pools.values()):
+            if neutral_voices and rng.random() < options.neutral_voice_rate:
+                other_name, j = neutral_voices[int(rng.integers(len(neutral_voices)))]
+                voice, voice_mask = data.samples[other_name][j].modality("audio")
+                sample = replace(sample, audio=voice, audio_mask=voice_mask)
+            elif rng.random() < options.mix_rate and any(pools.values()):
                 extra: dict[str, Any] = {}
                 for modality, pool in pools.items():
                     if pool and rng.random() >= options.modality_dropout:
