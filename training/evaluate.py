@@ -14,7 +14,7 @@
   and MOSEI valid rows labelled exactly 0, VADER held-out rows with |label| <= 0.25
   (``baselines.VADER_NEUTRAL``); recall (share of neutral rows scored neutral) and precision
   (share of rows scored neutral that are rated neutral), pooled and per set.
-- ``--seeds 0,1,2``: trains the config (``--config``, default training/configs/miar-v2.json)
+- ``--seeds 0,1,2``: trains the config (``--config``, default training/configs/miar-v3.json)
   once per seed with the one training loop into ``<cache>/runs/`` (reused when present),
   then prints mean ± std.
 - ``--ablations``: the same for the variants of ``ABLATIONS`` (the shipped config with one change), at

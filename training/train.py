@@ -2,8 +2,8 @@
 
 Two kinds of data, one loop (``training.loop.train_model``):
 
-- the curated sources of the config (default ``training/configs/miar-v2.json``,
-  written to ``weights/miar-v2``): text "mosi" (train), "mosei" (train; its valid split
+- the curated sources of the config (default ``training/configs/miar-v3.json``,
+  written to ``weights/miar-v3``): text "mosi" (train), "mosei" (train; its valid split
   selects beside MOSI dev), "vader" (train; a fixed 10% slice
   is held out), "sst5" (train), "meld" (train; 3-class auxiliary head only); audio "emodb"
   (speakers 03 and 08 held out), "speech_valence" (every 5th file held out); vision
