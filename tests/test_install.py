@@ -22,7 +22,7 @@ import pytest
 from packaging.specifiers import SpecifierSet
 
 from storage.locations import REPO_ROOT
-from tests.test_layering import all_imports, layer_of, resolve_ours
+from tests.test_layering import all_imports, resolve_ours, room_of
 
 RUNTIME = REPO_ROOT / "requirements.txt"
 DEV = REPO_ROOT / "requirements-dev.txt"
@@ -40,6 +40,8 @@ OPTIONAL_IMPORTS: dict[str, tuple[str, Path]] = {"ray": ("ray", RAY), "vaderSent
 IMPORT_HOMES: dict[str, tuple[Path, ...]] = {
     "training": (RUNTIME, TRAIN),
     "pipeline": (RUNTIME, RAY),
+    "bench": (RUNTIME, TRAIN),
+    "examples": (RUNTIME, DEV),  # make_example.py animates scikit-image's public-domain astronaut
 }
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)$")
 
@@ -271,7 +273,7 @@ def test_every_third_party_import_is_a_direct_pin():
         else:
             dists = {name for name, mods in modules_of.items() if module in mods}
         for importer, where in users:
-            homes = IMPORT_HOMES.get(layer_of(importer), (RUNTIME,))
+            homes = IMPORT_HOMES.get(room_of(importer), (RUNTIME,))
             direct = {p.name for path in homes for p in own_pins(path)[0] if p.direct}
             if not dists & direct:
                 problems.append(f"  {module} ({', '.join(sorted(dists)) or 'not installed'}) imported at {where}: "
