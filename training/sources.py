@@ -131,7 +131,7 @@ def _voice_frames(paths: Sequence[Path], name: str, cache_dir: Path | None,
     """Voice frames of each audio file, from the cache or ``extract_voice``: (T, 34) descriptors,
     or (T, 418) with Whisper's encoder states beside them (``extractors.voice_states.combine``)."""
     from extractors.assets import resolve_ffmpeg
-    from extractors.media import decode_audio
+    from extractors.media import SAMPLE_RATE_HZ, decode_audio
 
     options = voice_mod.VoiceOptions()
     states_options = states_mod.VoiceStatesOptions() if with_states else None
@@ -143,8 +143,8 @@ def _voice_frames(paths: Sequence[Path], name: str, cache_dir: Path | None,
         states = states_mod.VoiceStates.load(states_options, locations.cache_dir()) if states_options else None
         tracks = []
         for n, path in enumerate(paths):
-            audio = decode_audio(path, ffmpeg, 16000)
-            track = voice_mod.extract_voice(audio, 16000, options)
+            audio = decode_audio(path, ffmpeg, SAMPLE_RATE_HZ)
+            track = voice_mod.extract_voice(audio, SAMPLE_RATE_HZ, options)
             if states is not None:
                 track = states_mod.combine(track, states.extract(audio))
             tracks.append(track.values)
