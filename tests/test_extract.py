@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from extractors import face as face_mod
-from extractors import voice as voice_mod
+from extractors.voice_states import audio_columns
 from model.schema import MODALITIES
 from storage.locations import shared_data_dir
 
@@ -126,13 +126,13 @@ def test_extract_train_and_score(dataset: tuple[Path, list[list[object]]], tmp_p
     umask = os.umask(0o022)
     os.umask(umask)
     assert (features / "manifest.json").stat().st_mode & 0o777 == 0o666 & ~umask  # as any new file, not 0600
-    assert manifest["audio_columns"] == list(voice_mod.COLUMNS)
+    assert manifest["audio_columns"] == list(audio_columns(True))  # descriptors + Whisper states, as the weights read
     assert manifest["vision_columns"] == list(face_mod.COLUMNS)
     first = features / manifest["samples"]["train"][0]["file"]
     with np.load(first) as z:
         n_tokens = len(z["text_mask"])
         assert z["text"].shape[0] == n_tokens > 2 and z["text"].dtype == np.float32
-        assert z["audio"].shape == (n_tokens, len(voice_mod.COLUMNS)) and z["audio_mask"].any()
+        assert z["audio"].shape == (n_tokens, len(audio_columns(True))) and z["audio_mask"].any()
         assert z["vision"].shape == (n_tokens, len(face_mod.COLUMNS)) and z["vision_mask"].any()  # GRID shows a face
         assert float(z["label"]) == 2.0 and str(z["clip_id"]) == rows[0][1]
         assert "blue" in str(z["label_text"]) and str(z["asr_text"])
@@ -210,7 +210,7 @@ def test_featurize_refuses_unknown_segmentation_and_missing_parts(tmp_path: Path
     models = Models(ffmpeg=Path("ffmpeg"))
     with pytest.raises(ValueError, match="segmentation"):
         featurize(tmp_path / "x.mp4", PipelineConfig(), models, segmentation="sentences")
-    with pytest.raises(ValueError, match=r"\['asr', 'face', 'text'\]"):
+    with pytest.raises(ValueError, match=r"\['asr', 'text'\]"):  # face: only for a video track
         featurize(tmp_path / "x.mp4", PipelineConfig(), models)
 
 

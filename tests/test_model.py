@@ -19,6 +19,7 @@ import torch
 
 from extractors import face as face_mod
 from extractors import voice as voice_mod
+from extractors.voice_states import audio_columns
 from model import checkpoint as checkpoint_mod
 from model.batch import ModalityStats, SampleInput, collate
 from model.checkpoint import CheckpointError, load_checkpoint, read_weights_config, save_checkpoint
@@ -134,6 +135,10 @@ def _save(folder: Path, model: Miar, **overrides) -> Path:
                   trained_modalities=("text",), training={"sources": ["unit-test"]})
     kwargs.update(overrides)
     return save_checkpoint(folder, model, **kwargs)
+
+
+#: The shipped weights read the voice descriptors and Whisper's encoder states (extractors.voice_states).
+SHIPPED_AUDIO = audio_columns(True)
 
 
 def _load(folder: Path, **overrides):
@@ -360,7 +365,7 @@ def test_text_options_come_from_the_weights_in_one_place() -> None:
 def test_shipped_weights_score_obvious_sentences() -> None:
     from extractors.text import TextEncoder, TextOptions, normalise_text
 
-    loaded = _load(SHIPPED)
+    loaded = _load(SHIPPED, expected_audio_columns=SHIPPED_AUDIO)
     # weights/ holds only what training changed (the base encoder stays in its package): 60 MB in all
     assert sum(p.stat().st_size for p in (REPO_ROOT / "weights").rglob("*") if p.is_file()) <= 60e6
     encoder = TextEncoder(TextOptions(encoder=loaded.text_encoder, layers=loaded.text_layers))
@@ -377,7 +382,7 @@ def test_shipped_weights_score_obvious_sentences() -> None:
 def test_shipped_weights_loaded_twice_score_identically() -> None:
     from extractors.text import TextEncoder, TextOptions, normalise_text
 
-    first, second = _load(SHIPPED), _load(SHIPPED)
+    first, second = _load(SHIPPED, expected_audio_columns=SHIPPED_AUDIO), _load(SHIPPED, expected_audio_columns=SHIPPED_AUDIO)
     assert first.text_layers == 2 and len(first._model.text_layers) == 4  # 2 frozen + 4 fine-tuned = MiniLM's 6
     encoder = TextEncoder(TextOptions(encoder=first.text_encoder, layers=first.text_layers))
     feats = encoder.encode_batch([normalise_text(s).split() for s in ("Not bad at all.", "The meeting is at 3 pm.")])
@@ -389,7 +394,7 @@ def test_shipped_weights_loaded_twice_score_identically() -> None:
 def test_shipped_config_lists_every_trained_modality_and_source() -> None:
     config = json.loads((SHIPPED / "config.json").read_text())
     assert config["trained_modalities"] == ["text", "audio", "vision"]
-    assert {"mosi", "emodb", "taiwan"} <= set(config["training"]["sources"])
+    assert {"mosi", "crema_d", "taiwan"} <= set(config["training"]["sources"])
     for modality in config["trained_modalities"]:
         assert config["normalisation"][modality]["trained"]
 
@@ -404,7 +409,7 @@ def _text_free(audio: np.ndarray | None = None, vision: np.ndarray | None = None
 
 @NEEDS_WEIGHTS
 def test_shipped_audio_only_and_vision_only_scores_are_finite_and_follow_the_input() -> None:
-    loaded = _load(SHIPPED)
+    loaded = _load(SHIPPED, expected_audio_columns=SHIPPED_AUDIO)
     audio_mean = np.asarray(loaded.config["normalisation"]["audio"]["mean"], np.float32)
     audio_std = np.asarray(loaded.config["normalisation"]["audio"]["std"], np.float32)
     vision_mean = np.asarray(loaded.config["normalisation"]["vision"]["mean"], np.float32)
@@ -421,7 +426,7 @@ def test_shipped_audio_only_and_vision_only_scores_are_finite_and_follow_the_inp
 @NEEDS_WEIGHTS
 def test_shipped_vision_branch_reads_a_smile() -> None:
     """Raising the smile blendshapes of an average face must raise the vision-only score."""
-    loaded = _load(SHIPPED)
+    loaded = _load(SHIPPED, expected_audio_columns=SHIPPED_AUDIO)
     mean = np.asarray(loaded.config["normalisation"]["vision"]["mean"], np.float32)
     std = np.asarray(loaded.config["normalisation"]["vision"]["std"], np.float32)
     smiling = mean.copy()
