@@ -382,7 +382,7 @@ def test_shipped_weights_score_obvious_sentences() -> None:
 def test_shipped_weights_loaded_twice_score_identically() -> None:
     from extractors.text import TextEncoder, TextOptions, normalise_text
 
-    first, second = _load(SHIPPED, expected_audio_columns=SHIPPED_AUDIO), _load(SHIPPED, expected_audio_columns=SHIPPED_AUDIO)
+    first, second = (_load(SHIPPED, expected_audio_columns=SHIPPED_AUDIO) for _ in range(2))
     assert first.text_layers == 2 and len(first._model.text_layers) == 4  # 2 frozen + 4 fine-tuned = MiniLM's 6
     encoder = TextEncoder(TextOptions(encoder=first.text_encoder, layers=first.text_layers))
     feats = encoder.encode_batch([normalise_text(s).split() for s in ("Not bad at all.", "The meeting is at 3 pm.")])
