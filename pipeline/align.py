@@ -81,6 +81,13 @@ def pool_over_intervals(
     return out, ok
 
 
+def _near(track: FeatureTrack, start_s: float, end_s: float, reach_s: float) -> FeatureTrack:
+    """The frames of ``track`` within ``reach_s`` of [start_s, end_s] (views, no copy)."""
+    part = _frames_between(track, start_s - reach_s - 1e-9, end_s + reach_s + 1e-9)
+    return FeatureTrack(track.name, track.times_s[part], track.values[part], track.columns, track.present[part],
+                        track.rate_hz)
+
+
 def _frames_between(track: FeatureTrack, start_s: float, end_s: float) -> slice:
     lo = int(np.searchsorted(track.times_s, start_s, side="left"))
     hi = int(np.searchsorted(track.times_s, end_s, side="right"))
@@ -108,11 +115,18 @@ def align_utterance(
         options: Fallback reach per modality.
     """
     word_times_s = np.asarray(word_times_s, dtype=np.float64).reshape(-1, 2)
+    # Pool over the frames near this utterance only: the same rows (a frame farther than the reach
+    # from every word is never used), at a cost that does not grow with the length of the file
+    # (the whole track's running sums per utterance made a 10-minute video's alignment quadratic).
+    lo_s = float(word_times_s[:, 0].min(initial=utterance.start_s))
+    hi_s = float(word_times_s[:, 1].max(initial=utterance.end_s))
     audio_words, audio_present = pool_over_intervals(
-        voice, word_times_s[:, 0], word_times_s[:, 1], options.audio_max_gap_s
+        _near(voice, lo_s, hi_s, options.audio_max_gap_s), word_times_s[:, 0], word_times_s[:, 1],
+        options.audio_max_gap_s,
     )
     vision_words, vision_present = pool_over_intervals(
-        face, word_times_s[:, 0], word_times_s[:, 1], options.vision_max_gap_s
+        _near(face, lo_s, hi_s, options.vision_max_gap_s), word_times_s[:, 0], word_times_s[:, 1],
+        options.vision_max_gap_s,
     )
     a = _frames_between(voice, utterance.start_s, utterance.end_s)
     v = _frames_between(face, utterance.start_s, utterance.end_s)
