@@ -21,6 +21,7 @@ one audio track; its columns are ``voice.COLUMNS + STATE_COLUMNS``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
 __all__ = ["VoiceStatesOptions", "VoiceStates", "STATE_COLUMNS", "STATES_RATE_HZ", "WINDOW_S", "combine",
-           "audio_columns"]
+           "audio_columns", "has_states"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,11 @@ class VoiceStatesOptions:
     enabled: bool = True
     model: str = "tiny.en"
     batch_windows: int = 4
+
+
+def has_states(columns: Iterable[str] | None) -> bool:
+    """True when a list of audio columns (a weights folder's or a features folder's) holds the states."""
+    return STATE_COLUMNS[0] in tuple(columns or ())
 
 
 def audio_columns(with_states: bool) -> tuple[str, ...]:

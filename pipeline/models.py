@@ -116,10 +116,12 @@ class Models:
             # The weights first: the cheapest part, and the one a wrong --weights breaks.
             if "miar" in parts:
                 models.miar = _load_miar(config)
+                from extractors.voice_states import has_states
+
                 # The weights decide whether the voice states are computed: weights trained on the
                 # descriptors alone (miar-v2) never see them.
-                config = replace(config, voice_states=replace(config.voice_states,
-                                                              enabled=_reads_voice_states(models.miar)))
+                reads_states = has_states(models.miar.config.get("audio_columns"))
+                config = replace(config, voice_states=replace(config.voice_states, enabled=reads_states))
             if "face" in parts:
                 from extractors.face import FaceExtractor
 
@@ -163,13 +165,6 @@ class Models:
         self.close()
 
 
-def _reads_voice_states(miar: LoadedMiar) -> bool:
-    """True when the weights' audio columns include Whisper's encoder states."""
-    from extractors.voice_states import STATE_COLUMNS
-
-    return STATE_COLUMNS[0] in miar.config.get("audio_columns", ())
-
-
 def weights_text_options(weights: Mapping[str, Any], text: TextOptions | None = None) -> TextOptions:
     """The text options a weights folder was trained with: ``text`` (default ``TextOptions()``) with the
     weights' encoder, token limit and depth.
@@ -202,10 +197,10 @@ def _load_miar(config: PipelineConfig) -> LoadedMiar:
     states) or followed by Whisper's encoder states (``extractors.voice_states``).
     """
     from extractors import face
-    from extractors.voice_states import STATE_COLUMNS, audio_columns
+    from extractors.voice_states import audio_columns, has_states
     from model.checkpoint import load_checkpoint, read_columns
 
-    with_states = STATE_COLUMNS[0] in read_columns(config.weights_dir, "audio_columns")
+    with_states = has_states(read_columns(config.weights_dir, "audio_columns"))
     return load_checkpoint(
         config.weights_dir,
         expected_encoder=config.text.encoder,

@@ -53,7 +53,7 @@ import numpy as np
 
 from extractors.errors import ExtractionError
 from extractors.text import TextEncoder, TextOptions
-from extractors.voice_states import audio_columns
+from extractors.voice_states import has_states
 from model.checkpoint import CheckpointError, LoadedMiar, read_weights_config
 from model.feature_store import load_split
 from model.metrics import accuracy_rows, mae, mosi_metrics, pearson, roc_auc, sign_accuracy
@@ -247,7 +247,7 @@ def _scores(miar: LoadedMiar, encoder: TextEncoder, max_tokens: int, shared: Pat
             guess = probs.argmax(axis=1) if probs.shape[1] else np.array([sentiment_bin(float(p)) for p in preds[name]])
             scores["meld_acc3"] = float(accuracy_rows(classes, guess))
     scores.update(text_set_scores(held, preds))
-    with_states = _reads_voice_states(miar)
+    with_states = has_states(miar.config.get("audio_columns"))
     for name, load, metric in (("emodb", src.load_emodb, "sign"), ("speech_valence", src.load_speech_valence, "corr"),
                                ("taiwan", src.load_taiwan, "sign"), ("muxspace", src.load_muxspace, "sign")):
         modality = "audio" if name in ("emodb", "speech_valence") else "vision"
@@ -268,10 +268,6 @@ def _scores(miar: LoadedMiar, encoder: TextEncoder, max_tokens: int, shared: Pat
     if "audio" in miar.modalities:
         scores.update(crema_d_scores(miar, cache))
     return scores, preds
-
-
-def _reads_voice_states(miar: LoadedMiar) -> bool:
-    return len(miar.config.get("audio_columns", ())) == len(audio_columns(True))
 
 
 #: CREMA-D clip-name emotion codes: happy against the four negative emotions, and neutral.
