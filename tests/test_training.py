@@ -23,6 +23,7 @@ from model.checkpoint import load_checkpoint
 from model.feature_store import LabelFileError, save_clip, write_manifest
 from model.miar import MiarDims
 from model.schema import NEUTRAL_BAND
+from storage.locations import REPO_ROOT
 from tests.conftest import SHARED, requires_shared
 from training import sources as src
 from training.assemble import CLASS_SOURCES, SOURCE_MODALITY, load_features_data
@@ -484,3 +485,54 @@ def test_mosei_has_the_standard_train_and_valid_folds_without_html_entities() ->
     assert not any("&amp;" in t for t in mosei["train"].texts)
     assert all(-3 <= y <= 3 for y in mosei["valid"].labels)
     assert len(set(mosei["train"].ids)) == 14700  # video_id/clip_id is unique
+
+
+def _acted_data() -> TrainingData:
+    """MOSI-like text plus a CREMA-D-like source: neutral words, the label in the voice, four
+    negative takes for one positive and one neutral (CREMA-D's draw)."""
+    rng = np.random.default_rng(3)
+    labels = np.array([2.0] * 10 + [0.0] * 10 + [-2.0] * 40, np.float32)
+    acted = [_sample(rng, float(y), ("text", "audio")) for y in labels]
+    data = _curated_data()
+    return replace(data, samples={**data.samples, "crema_d": acted}, labels={**data.labels, "crema_d": labels},
+                   classes={**data.classes, "crema_d": np.full(len(labels), NO_CLASS, np.int64)},
+                   modalities={**data.modalities, "crema_d": ("text", "audio")}, neutral_text=frozenset({"crema_d"}))
+
+
+def test_polarity_balanced_source_draws_each_polarity_alike_and_neutral_words_drop_at_their_rate() -> None:
+    from training.loop import _draw_batch
+
+    data = _acted_data()
+    names = ["mosi", "crema_d"]
+    probs = np.array([0.0, 1.0])
+
+    def draw(options: TrainOptions) -> tuple[np.ndarray, float]:
+        batch, labels, _, neutral = _draw_batch(options, data, names, probs, np.random.default_rng(0), size=3000)
+        assert neutral.all()
+        return labels, float(np.mean([len(s.text_mask) == 0 for s in batch]))
+
+    base = replace(CURATED_OPTIONS, sources=("mosi", "crema_d"), source_weights={}, token_dropout=0.0,
+                   mix_rate=0.0, modality_dropout=0.3)
+    uniform, dropped = draw(base)
+    assert np.mean(uniform < 0) == pytest.approx(40 / 60, abs=0.03)  # as the source is
+    assert dropped == pytest.approx(0.3, abs=0.03)  # null: the modality_dropout chance
+    balanced, dropped = draw(replace(base, polarity_balanced=("crema_d",), neutral_text_dropout=0.6))
+    for sign in (-1, 0, 1):
+        assert np.mean(np.sign(balanced) == sign) == pytest.approx(1 / 3, abs=0.03)
+    assert dropped == pytest.approx(0.6, abs=0.03)
+    assert draw(replace(base, neutral_text_dropout=0.0))[1] == 0.0  # the words stay, whatever modality_dropout
+
+
+def test_new_sampling_options_are_checked_and_leave_cached_runs_found() -> None:
+    from training.loop import option_refusals, options_key
+
+    kinds = {**CURATED_KINDS, "crema_d": ("text", "audio")}
+    problems = option_refusals(replace(CURATED_OPTIONS, polarity_balanced=("crema_d",), neutral_text_dropout=1.0),
+                               kinds, ())
+    assert any("polarity_balanced names ['crema_d']" in p for p in problems)
+    assert any("neutral_text_dropout must be in [0, 1)" in p for p in problems)
+    # options added after miar-v3 leave its runs' folders (keyed by options_key) as they were at their defaults
+    v3 = TrainOptions.from_json(REPO_ROOT / "training" / "configs" / "miar-v3.json")
+    assert options_key(v3)[:16] == "d1bedea4e616a06a"
+    assert options_key(replace(v3, neutral_text_dropout=0.3)) != options_key(v3)
+    assert options_key(replace(v3, polarity_balanced=("crema_d",))) != options_key(v3)

@@ -100,7 +100,12 @@ COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("crema_voice_auc", "CREMA voice AUC", True), ("crema_voice_balanced", "CREMA voice bal", True),
     ("crema_fused_auc", "CREMA fused AUC", True), ("crema_fused_balanced", "CREMA fused bal", True),
     ("crema_neutral_in_band", "CREMA neutral in band", True),
+    ("crema_sel_voice_auc", "CREMA sel voice AUC", True), ("crema_sel_voice_balanced", "CREMA sel voice bal", True),
+    ("crema_sel_fused_auc", "CREMA sel fused AUC", True),
 )
+#: Version of the scores cached beside a run (``scores-v<N>-<sets>.json``): raised when the
+#: scores gain a column, so cached runs are scored again rather than printed with a gap.
+SCORES_VERSION = 2
 #: Text held-out sets ``evaluate_weights`` scores by default.
 TEXT_SETS: tuple[str, ...] = ("mosi", "mosei", "vader", "sst5", "meld")
 #: Held-out text set -> what the tables call it (the split is part of the name).
@@ -267,6 +272,10 @@ def _scores(miar: LoadedMiar, encoder: TextEncoder, max_tokens: int, shared: Pat
             scores[f"{name}_corr"] = pearson(pred, held_media.labels)
     if "audio" in miar.modalities:
         scores.update(crema_d_scores(miar, cache))
+        # the selection actors (ids ending in 3), which choose configs: "sel" columns
+        scores.update({f"crema_sel_{k.removeprefix('crema_')}": v
+                       for k, v in crema_d_scores(miar, cache, split="valid").items()
+                       if k in ("crema_voice_auc", "crema_voice_balanced", "crema_fused_auc")})
     return scores, preds
 
 
@@ -448,7 +457,7 @@ def train_seeds(
     for seed in seeds:
         options = _variant_options(config, overrides or {}, seed, epochs)
         folder = root / options_key(options)[:16]
-        scores_path = folder / f"scores-{'-'.join(text_sets)}.json"
+        scores_path = folder / f"scores-v{SCORES_VERSION}-{'-'.join(text_sets)}.json"
         if scores_path.is_file():
             with open(scores_path, encoding="utf-8") as f:
                 results.append(json.load(f))
