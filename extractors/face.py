@@ -61,7 +61,7 @@ from extractors.assets import resolve_face_landmarker, resolve_mtcnn_weights
 from extractors.errors import ExtractionError, ModelNotFoundError
 from extractors.records import FeatureTrack, Frame
 
-__all__ = ["BLENDSHAPES", "COLUMNS", "FaceOptions", "FaceExtractor", "head_pose_deg"]
+__all__ = ["BLENDSHAPES", "COLUMNS", "FaceOptions", "FaceExtractor", "head_pose_deg", "import_libraries"]
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +150,18 @@ class FaceOptions:
             raise ValueError(
                 f"FaceOptions: batch_size {self.batch_size} must be >= 1 and crop_margin {self.crop_margin} >= 0"
             )
+
+
+def import_libraries() -> None:
+    """Import what ``FaceExtractor`` builds on (PyTorch, facenet-pytorch, MediaPipe), building nothing.
+
+    Seconds of work that print nothing, whereas building the extractor prints MediaPipe's banner on
+    stderr: a caller that hides that (``pipeline.models.native_stderr_quiet``, which hides every
+    thread's stderr while it lasts) imports first and keeps the hidden window to the build.
+    """
+    import facenet_pytorch  # noqa: F401
+    import mediapipe.tasks.python.vision  # noqa: F401
+    import torch  # noqa: F401
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,10 @@ Models are loaded once per process (``engine="local"``) or once per Ray worker
 (``engine="ray"``, see ``pipeline.ray_engine``); both run ``pipeline.jobs.score_one``, so
 they give the same outcomes in input order and write the same files. A failed input
 (``USER_ERRORS``) is an outcome with ``status == "failed"``, never an exception, so the
-batch goes on; set-up problems (weights missing, output folder not writable) raise
-before any input is scored.
+batch goes on; set-up problems (output folder not writable) raise before any input is
+scored, and models that cannot be loaded (weights missing) before any input's outcome is
+recorded: only Whisper is loaded before the first input starts, the rest load beside it
+(``_score_locally``).
 
 ``summary.csv`` is written here, not by the CLI, so a library batch resumes as the CLI's does:
 for a batch (or with ``skip_existing``, or when the folder has one already) each input's row is
@@ -100,7 +102,8 @@ def score_videos(
             folders of them, scored without writing anything (``BatchPlan.build(inputs)``).
         config: Stage options (default ``PipelineConfig()``).
         models: Models already loaded with ``config`` (local engine): used and left open.
-            None loads them for the batch (only if something is to be scored) and releases them after.
+            None loads them for the batch (only if something is to be scored; Whisper first, the
+            rest while the first input is decoded and transcribed) and releases them after.
         progress: Optional per-stage callback, see ``BatchProgress`` (local engine only:
             Ray workers run elsewhere).
         on_outcome: Called with each outcome as it is known (completion order), e.g. to log it;
@@ -229,9 +232,25 @@ def parts_for(paths: Sequence[Path]) -> tuple[str, ...]:
 def _score_locally(jobs: list[tuple[int, BatchItem]], config: PipelineConfig, options: WriteOptions,
                    finish: Callable[[int, VideoOutcome], None], progress: BatchProgress | None,
                    models: Models | None) -> None:
-    from pipeline.models import Models
+    """Score the inputs in this process, in order.
 
-    with nullcontext(models) if models is not None else Models.load(config, parts=parts_for(
-            [item.path for _, item in jobs])) as loaded:
+    Loading the models the batch needs, only Whisper is waited for: the face models, the text
+    encoder and the weights load on a worker thread while the first input is decoded and
+    transcribed, and each stage waits for its model where it first reads it (``pipeline.models``).
+    """
+    from pipeline.models import FIRST_STAGE_PARTS, Models
+
+    if models is not None:
+        loading = nullcontext(models)
+    else:
+        parts = parts_for([item.path for _, item in jobs])
+        loading = Models.load(config, parts=parts, background=[p for p in parts if p not in FIRST_STAGE_PARTS])
+    with loading as loaded:
         for i, item in jobs:
-            finish(i, score_one(item, config, loaded, options, progress))
+            outcome = score_one(item, config, loaded, options, progress)
+            # A model that failed to load in the background fails the batch with its own error, as
+            # when Models.load raises it, not this input alone: raised before the input's outcome
+            # (its summary row) is recorded, and score_one writes an input's files only when it
+            # scored it. Once every model is loaded this returns at once.
+            loaded.wait()
+            finish(i, outcome)

@@ -3,6 +3,10 @@
     decode (probe once, audio) -> language check -> ASR -> utterances -> voice
     -> face (on a worker thread beside ASR) -> text -> align -> SampleInput per utterance
 
+Models may still be loading when the stages start (``Models.load(..., background=...)``): each
+stage reads its model where it first needs it, which waits for it then (``models_wait`` in the
+stage seconds: what the stages waited for models still loading).
+
 The text step encodes each utterance's first word window (``pipeline.windows``): all of it when
 it fits the encoder's token limit, as for nearly every utterance. Scoring reads an utterance
 longer than that over overlapping windows (``window_inputs``, which encodes the later ones);
@@ -23,6 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,7 +38,6 @@ from extractors.text import TextEncoder, normalise_text
 from extractors.transcript import LanguageGuess
 from extractors.voice import extract_voice
 from extractors.voice_states import combine
-from model.batch import SampleInput
 from pipeline.align import align_utterance, spread_to_tokens
 from pipeline.config import PipelineConfig
 from pipeline.errors import UnsupportedLanguageError
@@ -42,6 +46,9 @@ from pipeline.models import Models
 from pipeline.records import AlignedUtterance, Utterance, VideoFeatures
 from pipeline.utterances import split_utterances
 from pipeline.windows import text_windows
+
+if TYPE_CHECKING:  # model.batch imports PyTorch: seconds the first stages need not wait for
+    from model.batch import SampleInput
 
 __all__ = ["Progress", "SEGMENTATIONS", "featurize", "encodable_words", "to_sample_input", "window_inputs"]
 
@@ -91,10 +98,12 @@ def featurize(
         raise ValueError(f"featurize: segmentation {segmentation!r}, expected one of {SEGMENTATIONS}")
     # The face models are needed only by files with a video track (checked after the probe):
     # a batch of audio files loads none (pipeline.api), and pays none of their start-up.
-    missing = [part for part, model in (("asr", models.transcriber), ("text", models.text_encoder)) if model is None]
+    # Loaded or still loading: each part is waited for where its stage reads it.
+    missing = [part for part in ("asr", "text") if not models.has(part)]
     if missing:
         raise ValueError(f"featurize: Models loaded without {missing} (Models.load(config, parts=...))")
-    assert models.transcriber is not None and models.text_encoder is not None  # for type checkers
+    transcriber = models.transcriber
+    assert transcriber is not None  # for type checkers
     report = progress or _no_progress
     seconds: dict[str, float] = {}
     warnings: list[str] = []
@@ -123,10 +132,10 @@ def featurize(
             # Speech that is not English is not scored: the text model reads English, and an
             # English-only recogniser turns other languages into English-sounding nonsense that
             # would get a confident, meaningless score (pipeline.languages.speech_language decides).
-            guess = models.transcriber.identify_language(audio) if language is None else None
+            guess = transcriber.identify_language(audio) if language is None else None
             if guess is not None:
                 _refuse_unless_english(path, guess, None)
-            transcript = models.transcriber.transcribe(
+            transcript = transcriber.transcribe(
                 audio, lambda done: report("asr", done, total), language or ENGLISH
             )
             if guess is not None:
@@ -148,10 +157,12 @@ def featurize(
             seen = media.has_video and models.face is not None
             return result("no_speech", coverage=face.coverage if seen else None)
 
+        with _timed(seconds, "models_wait"):
+            voice_states = models.voice_states
         with _timed(seconds, "voice"):
             voice = extract_voice(audio, config.media.sample_rate_hz, config.voice)
-            if models.voice_states is not None:  # the weights read Whisper's encoder states too
-                voice = combine(voice, models.voice_states.extract(audio))
+            if voice_states is not None:  # the weights read Whisper's encoder states too
+                voice = combine(voice, voice_states.extract(audio))
         report("voice", total, total)
 
         with _timed(seconds, "face_wait"):
@@ -164,8 +175,10 @@ def featurize(
     elif face.coverage < LOW_FACE_COVERAGE:
         warnings.append(f"face found in only {face.coverage:.0%} of sampled frames")
 
-    with _timed(seconds, "text"):  # the first window of each utterance: all its words when they fit
+    with _timed(seconds, "models_wait"):
         encoder = models.text_encoder
+    assert encoder is not None  # checked above
+    with _timed(seconds, "text"):  # the first window of each utterance: all its words when they fit
         tokens = encoder.encode_batch([_first_window(words, encoder) for _, (words, _) in encodable])
     report("text", total, total)
 
@@ -243,6 +256,8 @@ def _first_window(words: list[str], encoder: TextEncoder) -> list[str]:
 def _window_input(aligned: AlignedUtterance, tokens: TokenFeatures, start: int) -> SampleInput:
     """The model's input for the window of ``aligned``'s words from ``start`` that ``tokens`` encode
     (their ``word_ids`` count from ``start``): each word's voice and face rows spread onto its tokens."""
+    from model.batch import SampleInput
+
     ids = tokens.word_ids
     audio, audio_mask = spread_to_tokens(aligned.audio_words[start:], aligned.audio_present[start:], ids)
     vision, vision_mask = spread_to_tokens(aligned.vision_words[start:], aligned.vision_present[start:], ids)
@@ -300,11 +315,12 @@ class _FaceJob:
     def _run(
         self, media: Media, config: PipelineConfig, models: Models, report: Callable[[float], None]
     ) -> tuple[FeatureTrack, float]:
-        started = time.perf_counter()
-        if not media.has_video or models.face is None:
+        face = models.face if media.has_video else None  # waits while the face models load
+        started = time.perf_counter()  # the stage's own time: from when its models are there
+        if face is None:
             return _empty_track("face", face_mod.COLUMNS, config.media.frame_fps), 0.0
         frames = iter_frames(media, models.ffmpeg, config.media.frame_fps, config.media.max_side_px)
-        track = models.face.extract(_until(frames, self._stop), report, rate_hz=config.media.frame_fps)
+        track = face.extract(_until(frames, self._stop), report, rate_hz=config.media.frame_fps)
         return track, time.perf_counter() - started
 
     def result(self) -> tuple[FeatureTrack, float]:

@@ -109,7 +109,8 @@ class VideoFeatures:
         samples: Per utterance, the model input (``model.batch.SampleInput``).
         face_coverage: Share of sampled frames with a face over the whole file; None without a
             video track (nothing to look at, so nothing measured).
-        stage_seconds: Wall seconds per stage (decode, asr, voice, face, face_wait, text, align).
+        stage_seconds: Wall seconds per stage (decode, asr, voice, face, face_wait, text, align), and
+            ``models_wait``: what the stages waited for models still loading in the background.
         warnings: Human-readable notes (no speech, no video track, low face coverage).
     """
 
@@ -209,7 +210,9 @@ class VideoResult:
         utterances: One score per utterance, in time order.
         stage_seconds: Wall seconds per stage (decode, asr, voice, face, face_wait, text, align,
             model). ``face`` runs beside ``asr`` on a worker thread, so stages overlap:
-            ``face_wait`` is what the main thread waited for the face after ASR and voice.
+            ``face_wait`` is what the main thread waited for the face after ASR and voice;
+            ``models_wait`` what it waited for models still loading in the background
+            (``Models.load(..., background=...)``; ``face`` counts from when its models are there).
         warnings: Human-readable notes (low face coverage, non-English speech, ...).
     """
 

@@ -54,7 +54,7 @@ def score_video(
         UnsupportedLanguageError: The speech is confidently not English.
         ValueError: ``models`` lacks a part (loaded with fewer than ``ALL_PARTS``).
     """
-    if models.miar is None:
+    if not models.has("miar"):  # loaded, or loading in the background: waited for at the model stage
         raise ValueError("score_video: Models loaded without 'miar' (Models.load(config) loads every part)")
     features = featurize(path, config, models, progress)
     seconds = dict(features.stage_seconds)
@@ -66,9 +66,13 @@ def score_video(
         windows = window_inputs(features.aligned, features.samples, models.text_encoder)
         seconds["text"] = seconds.get("text", 0.0) + time.perf_counter() - started
         started = time.perf_counter()
+        miar = models.miar
+        assert miar is not None  # checked above
+        seconds["models_wait"] = seconds.get("models_wait", 0.0) + time.perf_counter() - started
+        started = time.perf_counter()
         samples = [sample for inputs, _ in windows for sample in inputs]
-        window_sentiments = models.miar.predict(samples)
-        window_readings = models.miar.predict_readings(samples)  # (K, 3), NaN where a modality is absent
+        window_sentiments = miar.predict(samples)
+        window_readings = miar.predict_readings(samples)  # (K, 3), NaN where a modality is absent
         bounds = np.cumsum([0] + [len(inputs) for inputs, _ in windows])
         rows = [range(a, b) for a, b in zip(bounds[:-1], bounds[1:])]  # each utterance's windows, in turn
         weights = [w for _, w in windows]

@@ -39,7 +39,7 @@ def _score_video(path: Path, config: object, models: object, progress: object = 
 
 
 def main(argv: list[str]) -> int:
-    Models.load = classmethod(lambda cls, config, parts=None: Models(ffmpeg=Path("ffmpeg")))  # type: ignore[method-assign]
+    Models.load = classmethod(lambda cls, config, **which: Models(ffmpeg=Path("ffmpeg")))  # type: ignore[method-assign]
     score.score_video = _score_video  # type: ignore[assignment]
     return cli.main(argv)
 

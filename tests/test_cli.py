@@ -404,7 +404,7 @@ def test_too_long_media_names_the_flag_that_raises_the_limit(tmp_path: Path, mon
 
     clip = tmp_path / "day.wav"
     clip.write_bytes(b"")
-    monkeypatch.setattr(Models, "load", classmethod(lambda cls, config, parts=None: Models(ffmpeg=Path("ffmpeg"))))
+    monkeypatch.setattr(Models, "load", classmethod(lambda cls, config, **which: Models(ffmpeg=Path("ffmpeg"))))
 
     def too_long(path: Path, config, models: object, progress: object = None) -> None:
         check_duration(SimpleNamespace(path=path, duration_s=86400.0), config.media.max_duration_s)

@@ -42,7 +42,7 @@ def stand_in(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             result = replace(result, status="no_speech", utterances=(), language="", language_probability=None)
         return result
 
-    monkeypatch.setattr(Models, "load", classmethod(lambda cls, config, parts=None: Models(ffmpeg=Path("ffmpeg"))))
+    monkeypatch.setattr(Models, "load", classmethod(lambda cls, config, **which: Models(ffmpeg=Path("ffmpeg"))))
     monkeypatch.setattr(score, "score_video", score_video)
     return scored
 
