@@ -1,6 +1,6 @@
 """Punctuation at inference: score MOSEI valid as transcribed (punctuated) and as the pipeline normalises it.
 
-    python bench/punctuation.py [--weights weights/miar-v3]
+    python bench/punctuation.py [--weights weights/miar-v4]
 
 Whisper writes punctuation and case; training text (MOSI's transcripts have none; MOSEI,
 VADER and SST-5 have it) goes through ``extractors.text.normalise_text``, which lower-cases

@@ -1,6 +1,6 @@
 """Per-modality readings: the fused network fed one modality alone vs the auxiliary heads.
 
-    python bench/readings.py [--weights weights/miar-v3]
+    python bench/readings.py [--weights weights/miar-v4]
 
 What the outputs' ``text_score`` / ``voice_score`` / ``face_score`` should be (model/DESIGN.md,
 "Per-modality readings") is decided by these numbers, on held-out data only:

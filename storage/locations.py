@@ -31,7 +31,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Shipped weights folders live here, one sub-folder per name.
 WEIGHTS_ROOT = REPO_ROOT / "weights"
 #: The weights used unless the caller names others.
-DEFAULT_WEIGHTS = WEIGHTS_ROOT / "miar-v3"
+DEFAULT_WEIGHTS = WEIGHTS_ROOT / "miar-v4"
 #: The variable naming the cache folder.
 CACHE_ENV = "MIAR_CACHE"
 #: The longest file name (one path component) Linux file systems take, in bytes (NAME_MAX).

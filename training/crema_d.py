@@ -153,13 +153,13 @@ def extract(out: Path | None = None, shared: Path | None = None, cache: Path | N
     """Extract the sampled CREMA-D clips into a features folder (resumable); returns the folder.
 
     The text features stop where the shipped recipe's fine-tuned layers start (``layers``
-    of ``configs/miar-v3.json``), as inference feeds the weights.
+    of ``configs/miar-v4.json``), as inference feeds the weights.
     """
     from pipeline.config import PipelineConfig
     from pipeline.extract import ExtractOptions, extract_dataset
     from training.loop import TrainOptions
 
-    options = TrainOptions.from_json(Path(__file__).resolve().parent / "configs" / "miar-v3.json")
+    options = TrainOptions.from_json(Path(__file__).resolve().parent / "configs" / "miar-v4.json")
     out = out or features_dir(cache)
     dataset = build_dataset(read_crema_d(shared), (cache or locations.cache_dir()) / "crema-d-dataset", shared)
     config = PipelineConfig()

@@ -14,7 +14,7 @@
   and MOSEI valid rows labelled exactly 0, VADER held-out rows with |label| <= 0.25
   (``baselines.VADER_NEUTRAL``); recall (share of neutral rows scored neutral) and precision
   (share of rows scored neutral that are rated neutral), pooled and per set.
-- ``--seeds 0,1,2``: trains the config (``--config``, default training/configs/miar-v3.json)
+- ``--seeds 0,1,2``: trains the config (``--config``, default training/configs/miar-v4.json)
   once per seed with the one training loop into ``<cache>/runs/`` (reused when present),
   then prints mean ± std.
 - ``--ablations``: the same for the variants of ``ABLATIONS`` (the shipped config with one change), at
@@ -134,7 +134,7 @@ NO_CLASSES: dict[str, Any] = {"class_weight": 0.0}
 #: Ablation variants: name -> (description, overrides of TrainOptions fields; "dims"/"text" merge).
 #: Each is the shipped config with one change.
 ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
-    "shipped (miar-v3)": ("the config as is", {}),
+    "shipped (miar-v4)": ("the config as is", {}),
     "without SST phrases": ("the SST phrase source left out (issue: phrase-level supervision, with/without)",
                             {"sources": ("mosi", "mosei", "vader", "sst5", "meld", "crema_d", "taiwan",
                                          "muxspace")}),

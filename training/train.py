@@ -2,8 +2,8 @@
 
 Two kinds of data, one loop (``training.loop.train_model``):
 
-- the curated sources of the config (default ``training/configs/miar-v3.json``,
-  written to ``weights/miar-v3``): text "mosi" (train), "mosei" (train; its valid split
+- the curated sources of the config (default ``training/configs/miar-v4.json``,
+  written to ``weights/miar-v4``): text "mosi" (train), "mosei" (train; its valid split
   selects beside MOSI dev), "vader" (train; a fixed 10% slice
   is held out), "sst5" (train), "meld" (train; 3-class auxiliary head only); audio "emodb"
   (speakers 03 and 08 held out), "speech_valence" (every 5th file held out); vision
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 #: The training configs shipped with the code.
 CONFIGS = Path(__file__).resolve().parent / "configs"
 #: The config of the shipped weights (curated sources).
-DEFAULT_CONFIG = CONFIGS / "miar-v3.json"
+DEFAULT_CONFIG = CONFIGS / "miar-v4.json"
 #: The default config for ``--features``.
 FEATURES_CONFIG = CONFIGS / "features.json"
 
@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"training config JSON (default {DEFAULT_CONFIG.name}, with --features "
                         f"{FEATURES_CONFIG.name}, both in training/configs/)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="weights folder to write (default weights/miar-v3; required with --features)")
+                        help="weights folder to write (default weights/miar-v4; required with --features)")
     parser.add_argument("--sources", default=None,
                         help="override the config's sources, e.g. mosi,vader,meld,emodb,taiwan (their source_weights "
                         "are kept; options they give nothing to act on are refused)")
