@@ -527,15 +527,16 @@ def test_featurize_refuses_a_too_long_file_before_any_stage(
 
     from pipeline.config import PipelineConfig
     from pipeline.features import featurize
+    from pipeline.models import Models
 
     monkeypatch.setattr("extractors.media._decode_stream", lambda *args: pytest.fail("decoded"))
     untouchable = SimpleNamespace()  # any use of a model would raise AttributeError
-    models = SimpleNamespace(ffmpeg=ffmpeg, transcriber=untouchable, face=untouchable, text_encoder=untouchable)
+    models = Models(ffmpeg=ffmpeg, transcriber=untouchable, face=untouchable, text_encoder=untouchable)  # type: ignore[arg-type]
     with pytest.raises(MediaError, match="longer than the 21600 s limit"):
-        featurize(day_long, PipelineConfig(), models)  # type: ignore[arg-type]
+        featurize(day_long, PipelineConfig(), models)
     config = PipelineConfig().with_overrides(max_duration_s=3600)
     with pytest.raises(MediaError, match="lasts 24:00:00 .* longer than the 3600 s limit"):
-        featurize(day_long, config, models)  # type: ignore[arg-type]
+        featurize(day_long, config, models)
 
 
 @pytest.mark.slow
