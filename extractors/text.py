@@ -18,6 +18,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -89,36 +90,61 @@ class TextOptions:
 
 
 class TextEncoder:
-    """A tokenizer and transformer loaded once (CPU, eval mode) and reused for every utterance."""
+    """A tokenizer and transformer loaded once (CPU, eval mode) and reused for every utterance.
+
+    BERT-family encoders (MiniLM-L6, the one the product ships) run on our own forward
+    (``extractors.bert``) over ``tokenizers``, so scoring never imports ``transformers``; any other
+    encoder (all-mpnet-base-v2, a training peer only) goes through ``transformers``. Both tokenise
+    with the same ``tokenizers.Tokenizer`` calls, so word ids and truncation are handled once.
+    """
 
     def __init__(self, options: TextOptions = TextOptions()) -> None:
         """Load the encoder named in ``options`` from its installed package.
 
         Raises:
-            ModelNotFoundError: The encoder's package is missing or its files cannot be loaded.
+            ModelNotFoundError: The encoder's package is missing, its files cannot be loaded, or
+                ``options.layers`` is more than it has.
         """
         set_hub_offline()
         folder = resolve_text_encoder(options.encoder)
-        try:
-            import torch
-            from transformers import AutoModel, AutoTokenizer
+        # Imported here: this module's text normalisation is needed where PyTorch is not.
+        import torch
 
-            self._tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-            self._model = AutoModel.from_pretrained(str(folder), local_files_only=True).to("cpu").eval()
+        from extractors.bert import BertConfig, BertEncoder, is_bert_folder
+
+        try:
+            if is_bert_folder(folder):
+                tokenizer, pad = _read_tokenizer(folder)
+                config = BertConfig.read(folder)
+                total, width = config.layers, config.width
+                self._check_layers(options, total)
+                model: Any = BertEncoder.from_folder(folder, options.layers)
+            else:
+                tokenizer, pad, hf_model, total, width = _transformers_encoder(folder)
+                self._check_layers(options, total)
+                if options.layers is not None:
+                    hf_model.keep_layers(options.layers)
+                model = hf_model
         except (OSError, ValueError) as e:
             raise ModelNotFoundError(f"text encoder {options.encoder!r} in {folder} cannot be loaded: {e}") from e
-        if not getattr(self._tokenizer, "is_fast", False):
-            raise ModelNotFoundError(f"text encoder {options.encoder!r}: a fast tokenizer is needed for word ids")
-        stack = self._model.encoder.layer
-        self.total_layers = len(stack)
-        if options.layers is not None:
-            if not 1 <= options.layers <= len(stack):
-                raise ModelNotFoundError(f"text encoder {options.encoder!r} has {len(stack)} layers; "
-                                         f"layers {options.layers} asked for")
-            # The top layers run (fine-tuned) inside MIAR: drop them here, they would only cost time.
-            self._model.encoder.layer = stack[: options.layers]
+        self._folder = folder
+        self._model = model
+        self.total_layers = total
+        self._layers = total if options.layers is None else options.layers
+        self._width = width
+        # Two copies, each configured once: batches are truncated and padded, counts are neither.
+        self._count_tokenizer = tokenizer
+        self._batch_tokenizer = type(tokenizer).from_str(tokenizer.to_str())
+        self._batch_tokenizer.enable_truncation(options.max_tokens)
+        self._batch_tokenizer.enable_padding(pad_id=pad[0], pad_token=pad[1])
         self._torch = torch
         self._options = options
+
+    @staticmethod
+    def _check_layers(options: TextOptions, total: int) -> None:
+        if options.layers is not None and not 1 <= options.layers <= total:
+            raise ModelNotFoundError(f"text encoder {options.encoder!r} has {total} layers; "
+                                     f"layers {options.layers} asked for")
 
     @property
     def name(self) -> str:
@@ -128,12 +154,12 @@ class TextEncoder:
     @property
     def dim(self) -> int:
         """Width of each token embedding (384 for MiniLM-L6)."""
-        return int(self._model.config.hidden_size)
+        return self._width
 
     @property
     def layers(self) -> int:
         """Transformer layers this extractor runs (``options.layers``, or all of them)."""
-        return len(self._model.encoder.layer)
+        return self._layers
 
     @property
     def recorded_layers(self) -> int | None:
@@ -151,25 +177,21 @@ class TextEncoder:
         texts into windows that fit ``max_words_tokens``. A word the tokenizer drops counts 0."""
         if not words:
             return []
-        # verbose=False: counting a long text is how windows are planned, not an overflow, so
-        # transformers' "sequence length is longer than the maximum" warning would mislead.
-        encoding = self._tokenizer(list(words), is_split_into_words=True, add_special_tokens=False,
-                                   truncation=False, verbose=False)
+        encoding = self._count_tokenizer.encode(list(words), is_pretokenized=True, add_special_tokens=False)
         counts = [0] * len(words)
-        for w in encoding.word_ids():
+        for w in encoding.word_ids:
             if w is not None:
                 counts[w] += 1
         return counts
 
     def weights_of_layers(self) -> dict[str, Any]:
-        """State of the encoder's full layer stack (all layers, also those this extractor skips),
-        from which training initialises MIAR's fine-tuned text layers."""
-        from transformers import AutoModel
+        """State of the encoder's full layer stack (all layers, also those this extractor skips;
+        keys ``layer.<i>....`` as in ``transformers``), from which training initialises MIAR's
+        fine-tuned text layers."""
+        from extractors.bert import read_state
 
-        from extractors.assets import resolve_text_encoder as _resolve
-
-        full = AutoModel.from_pretrained(str(_resolve(self._options.encoder)), local_files_only=True)
-        return {k: v.detach().clone() for k, v in full.encoder.state_dict().items()}
+        prefix = "encoder."
+        return {k[len(prefix):]: v for k, v in read_state(self._folder).items() if k.startswith(prefix)}
 
     def encode_words(self, words: Sequence[str]) -> TokenFeatures:
         """Encode one utterance.
@@ -198,26 +220,75 @@ class TextEncoder:
         return out
 
     def _encode_chunk(self, word_lists: list[list[str]]) -> list[TokenFeatures]:
-        max_tokens = self._options.max_tokens
-        encoding = self._tokenizer(
-            word_lists, is_split_into_words=True, truncation=True, max_length=max_tokens,
-            padding=True, return_tensors="pt",
-        )
-        with self._torch.inference_mode():
-            hidden = self._model(
-                input_ids=encoding["input_ids"], attention_mask=encoding["attention_mask"]
-            ).last_hidden_state.float().numpy()
-        lengths = encoding["attention_mask"].sum(dim=1).tolist()
+        torch = self._torch
+        encodings = self._batch_tokenizer.encode_batch(word_lists, is_pretokenized=True)
+        ids = torch.tensor([e.ids for e in encodings], dtype=torch.long)
+        valid = torch.tensor([e.attention_mask for e in encodings], dtype=torch.bool)
+        with torch.inference_mode():
+            hidden = self._model(ids, valid).float().numpy()
         result = []
-        for i, words in enumerate(word_lists):
-            n = int(lengths[i])
-            ids = encoding.word_ids(i)[:n]
-            word_ids = np.array([-1 if w is None else w for w in ids], dtype=np.int64)
+        for i, (words, encoding) in enumerate(zip(word_lists, encodings)):
+            n = int(sum(encoding.attention_mask))
+            word_ids = np.array([-1 if w is None else w for w in encoding.word_ids[:n]], dtype=np.int64)
             covered = int(word_ids.max()) + 1 if (word_ids >= 0).any() else 0
             if covered < len(words):
                 log.info("text: utterance of %d words truncated to %d tokens (%d words kept)",
-                         len(words), max_tokens, covered)
-            tokens = tuple(self._tokenizer.convert_ids_to_tokens(encoding["input_ids"][i, :n].tolist()))
+                         len(words), self._options.max_tokens, covered)
             values = np.ascontiguousarray(hidden[i, :n], dtype=np.float32)
-            result.append(TokenFeatures(tokens=tokens, word_ids=word_ids, values=values, encoder=self.name))
+            result.append(TokenFeatures(tokens=tuple(encoding.tokens[:n]), word_ids=word_ids, values=values,
+                                        encoder=self.name))
         return result
+
+
+def _read_tokenizer(folder: Path) -> tuple[Any, tuple[int, str]]:
+    """The folder's tokenizer.json (``tokenizers``), and its padding token's (id, text).
+
+    Raises:
+        ValueError: tokenizer.json is missing or unreadable, or names no padding token.
+    """
+    from tokenizers import Tokenizer
+
+    path = folder / "tokenizer.json"
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as e:  # tokenizers raises a bare Exception for unreadable or malformed files
+        raise ValueError(f"{path}: {e}") from e
+    padding = tokenizer.padding or {}
+    token = str(padding.get("pad_token", "[PAD]"))
+    pad_id = tokenizer.token_to_id(token)
+    if pad_id is None:
+        raise ValueError(f"{path}: no padding token {token!r} in the vocabulary")
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer, (int(pad_id), token)
+
+
+class _TransformersModel:
+    """An encoder run through ``transformers`` (those ``extractors.bert`` does not cover), called as
+    ``BertEncoder`` is: ids and a validity mask in, the last states out."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+
+    def __call__(self, ids: Any, valid: Any) -> Any:
+        return self._model(input_ids=ids, attention_mask=valid.long()).last_hidden_state
+
+    def keep_layers(self, layers: int) -> None:
+        """Drop the layers above ``layers`` (the fine-tuned copies of those would run in the model)."""
+        self._model.encoder.layer = self._model.encoder.layer[:layers]
+
+
+def _transformers_encoder(folder: Path) -> tuple[Any, tuple[int, str], Any, int, int]:
+    """Tokenizer, padding (id, text), callable model, layer count and width of a non-BERT encoder."""
+    from transformers import AutoModel, AutoTokenizer
+
+    hf_tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    if not getattr(hf_tokenizer, "is_fast", False):
+        raise ValueError("a fast tokenizer is needed for word ids")
+    model = AutoModel.from_pretrained(str(folder), local_files_only=True).to("cpu").eval()
+    tokenizer = hf_tokenizer.backend_tokenizer
+    tokenizer = type(tokenizer).from_str(tokenizer.to_str())
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    pad = (int(hf_tokenizer.pad_token_id), str(hf_tokenizer.pad_token))
+    return tokenizer, pad, _TransformersModel(model), len(model.encoder.layer), int(model.config.hidden_size)

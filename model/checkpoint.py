@@ -35,7 +35,7 @@ import torch
 
 from model.batch import ModalityStats, SampleInput, collate
 from model.errors import CheckpointError
-from model.miar import Miar, MiarDims
+from model.miar import Miar, MiarDims, parameter_shapes
 from model.schema import MODALITIES, SCORE_MAX, SCORE_MIN
 from storage.files import sha256_of, write_text_atomic, write_via_atomic
 
@@ -426,15 +426,15 @@ def _first_line(error: BaseException) -> str:
 def _check_model_size(model_path: Path, dims: MiarDims) -> None:
     """Refuse dims that describe more than ``MAX_PARAMETERS``, or a ``model.pt`` whose size does not fit them.
 
-    The network is built on PyTorch's "meta" device, which records shapes and allocates nothing.
+    The shapes come from ``parameter_shapes``, which allocates nothing (the network is built only
+    once its size is known to be sane).
     """
-    with torch.device("meta"):
-        shapes = Miar(dims).state_dict()
-    n_parameters = sum(t.numel() for t in shapes.values())
+    shapes = parameter_shapes(dims)
+    n_parameters = sum(math.prod(shape) for shape in shapes)
     if n_parameters > MAX_PARAMETERS:
         raise CheckpointError(f"{model_path.parent / CONFIG_FILE}: dims describe a network of {n_parameters:,} "
                               f"parameters, more than the {MAX_PARAMETERS:,} this code builds")
-    expected = sum(t.numel() * t.element_size() for t in shapes.values())
+    expected = n_parameters * (torch.finfo(torch.get_default_dtype()).bits // 8)
     size = model_path.stat().st_size
     if not expected <= size <= expected + _MODEL_FILE_SLACK_BYTES + 1024 * len(shapes):
         raise CheckpointError(f"{model_path}: {size:,} bytes, but the dims in config.json make {expected:,} bytes "

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from extractors.bert import BertLayer
 from model.schema import MODALITIES
 
 __all__ = ["MiarDims", "MiarOutput", "Miar", "info_nce", "masked_mean", "sentiment_alignment_loss"]
@@ -126,43 +127,6 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int = 1) -> torch.Tens
     return (x * m).sum(dim) / m.sum(dim).clamp_min(1.0)
 
 
-class _TextLayer(nn.Module):
-    """One BERT encoder layer (post-LayerNorm), the shape of MiniLM's and BERT's, written so its
-    parameters load from a Hugging Face ``BertLayer`` state (``Miar.load_text_layers``)."""
-
-    def __init__(self, width: int, heads: int, ff: int, dropout: float) -> None:
-        super().__init__()
-        if width % heads:
-            raise ValueError(f"text layer width {width} is not divisible by {heads} heads")
-        self.heads = heads
-        self.query, self.key, self.value = nn.Linear(width, width), nn.Linear(width, width), nn.Linear(width, width)
-        self.attn_out = nn.Linear(width, width)
-        self.attn_norm = nn.LayerNorm(width, eps=1e-12)
-        self.ff_in = nn.Linear(width, ff)
-        self.ff_out = nn.Linear(ff, width)
-        self.ff_norm = nn.LayerNorm(width, eps=1e-12)
-        self.dropout = nn.Dropout(dropout)
-        self.p = dropout
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        b, n, width = x.shape
-        split = (b, n, self.heads, width // self.heads)
-        q, k, v = (f(x).view(split).transpose(1, 2) for f in (self.query, self.key, self.value))
-        # Additive mask as the encoder was trained with; a row with no valid key stays finite.
-        bias = (~mask).to(x.dtype)[:, None, None, :] * torch.finfo(x.dtype).min
-        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=self.p if self.training else 0.0)
-        h = self.attn_norm(x + self.dropout(self.attn_out(ctx.transpose(1, 2).reshape(b, n, width))))
-        return self.ff_norm(h + self.dropout(self.ff_out(F.gelu(self.ff_in(h)))))
-
-
-#: Hugging Face BertLayer parameter names -> ours (``_TextLayer``).
-_HF_TEXT_LAYER_NAMES: dict[str, str] = {
-    "attention.self.query": "query", "attention.self.key": "key", "attention.self.value": "value",
-    "attention.output.dense": "attn_out", "attention.output.LayerNorm": "attn_norm",
-    "intermediate.dense": "ff_in", "output.dense": "ff_out", "output.LayerNorm": "ff_norm",
-}
-
-
 class _ModalityEncoder(nn.Module):
     """Projection + LayerNorm + position embedding + small Transformer encoder for one modality."""
 
@@ -225,7 +189,7 @@ class Miar(nn.Module):
         self.dims = dims
         self.encoders = nn.ModuleDict({m: _ModalityEncoder(dims.input_dim(m), dims) for m in MODALITIES})
         self.text_layers = nn.ModuleList(
-            _TextLayer(dims.text_dim, dims.text_tune_heads, dims.text_tune_ff, dims.dropout)
+            BertLayer(dims.text_dim, dims.text_tune_heads, dims.text_tune_ff, dims.dropout)
             for _ in range(dims.text_tune_layers)
         )
         self.interactions = nn.ModuleDict({m: _Interaction(dims) for m in MODALITIES})
@@ -260,15 +224,7 @@ class Miar(nn.Module):
             ValueError: The state lacks a layer or a parameter, or its shapes differ.
         """
         for j, layer in enumerate(self.text_layers):
-            state = {}
-            for hf, ours in _HF_TEXT_LAYER_NAMES.items():
-                for kind in ("weight", "bias"):
-                    key = f"layer.{first + j}.{hf}.{kind}"
-                    if key not in encoder_state:
-                        raise ValueError(f"encoder state lacks {key}: it has fewer than {first + j + 1} layers "
-                                         "or another layout")
-                    state[f"{ours}.{kind}"] = encoder_state[key]
-            layer.load_state_dict(state)
+            layer.load_hf_state(encoder_state, f"layer.{first + j}.")
 
     def tune_text(self, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
         """The fine-tuned text layers over the samples that have text (others stay zero)."""
@@ -357,6 +313,45 @@ class Miar(nn.Module):
         if not losses:
             return out.score.new_zeros(())
         return torch.stack(losses).mean()
+
+
+def parameter_shapes(dims: MiarDims) -> list[tuple[int, ...]]:
+    """The shape of every tensor in ``Miar(dims).state_dict()``, computed without building it.
+
+    Why: a weights folder's config is checked against its ``model.pt`` before anything is
+    allocated (``model.checkpoint``). Building the network on PyTorch's "meta" device would do it,
+    but that imports ``torch._dynamo`` (over a second of start-up on 2 cores) for the first
+    operation it runs. ``tests/test_model.py`` keeps this list equal to the built network's.
+    """
+    d, ff = dims.d_model, dims.ff_mult * dims.d_model
+
+    def linear(i: int, o: int) -> list[tuple[int, ...]]:
+        return [(o, i), (o,)]
+
+    def norm(w: int) -> list[tuple[int, ...]]:
+        return [(w,), (w,)]
+
+    attention = [(3 * d, d), (3 * d,), (d, d), (d,)]  # nn.MultiheadAttention: in_proj, out_proj
+    encoder_layer = attention + linear(d, ff) + linear(ff, d) + norm(d) + norm(d)
+    shapes: list[tuple[int, ...]] = []
+    for m in MODALITIES:
+        shapes += linear(dims.input_dim(m), d) + norm(d) + [(dims.max_len, d)]
+        shapes += encoder_layer * dims.n_layers + norm(d)
+    t, tff = dims.text_dim, dims.text_tune_ff
+    shapes += (linear(t, t) * 4 + norm(t) + linear(t, tff) + linear(tff, t) + norm(t)) * dims.text_tune_layers
+    interaction = [(d,), (1, 1, d)] + attention + norm(d) + norm(d) + linear(d, ff) + linear(ff, d) + norm(d)
+    shapes += interaction * (len(MODALITIES) + 1)
+    shapes += (linear(d, d) + linear(d, dims.proj_dim)) * len(MODALITIES)
+    shapes += [()]  # log_inv_temperature
+    fused = (3 if dims.sentence_path else 2) * d
+    if dims.sentence_path:
+        shapes += linear(t, d)
+    if not dims.interaction:
+        shapes += linear(d, d) * len(MODALITIES)
+    shapes += linear(fused, d) + linear(d, 1) + linear(d, len(MODALITIES))
+    if dims.n_classes > 0:
+        shapes += linear(fused, dims.n_classes)
+    return shapes
 
 
 def sentiment_alignment_loss(out: MiarOutput, bins: torch.Tensor, temperature: torch.Tensor | float) -> torch.Tensor:

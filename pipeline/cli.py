@@ -241,25 +241,12 @@ class OneLineFormatter(logging.Formatter):
             record.msg, record.args = saved
 
 
-class _WindowedTextFilter(logging.Filter):
-    """Drops transformers' "Token indices sequence length is longer than the specified maximum" warning:
-    texts and utterances are counted in tokens to be cut into windows that fit the encoder
-    (``pipeline.windows``), so a long one is never fed to the model whole."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "sequence length is longer than the specified maximum" not in record.getMessage()
-
-
-_WINDOWED_TEXT_FILTER = _WindowedTextFilter()
-
-
 def setup_logging(verbose: int, quiet: bool) -> None:
     """Log to stderr (stdout is for results only), one line per record."""
     level = logging.ERROR if quiet else logging.DEBUG if verbose >= 2 else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(OneLineFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
-    logging.getLogger("transformers.tokenization_utils_base").addFilter(_WINDOWED_TEXT_FILTER)  # once: a set
     if verbose < 2:  # third-party chatter stays out of an ordinary run
         for noisy in ("faster_whisper", "httpx", "urllib3", "PIL", "matplotlib", "numba"):
             logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -205,11 +205,13 @@ def test_checkpoint_files_are_written_atomically_with_ordinary_permissions(model
 
 
 def test_core_imports_no_extractor_pipeline_training_or_sklearn() -> None:
+    # One exception: extractors.bert, the BERT layer that the text extractor runs frozen and MIAR
+    # fine-tunes (one definition for both; pure PyTorch, no media).
     code = ("import sys, model.schema, model.errors, model.batch, model.miar, model.checkpoint, model.metrics, "
-            "model.feature_store; print(sorted({m.split('.')[0] if not m.startswith('model.') else m "
-            "for m in sys.modules if m.startswith(('extractors', 'pipeline', 'training', 'sklearn'))}))")
+            "model.feature_store; print(sorted({m for m in sys.modules "
+            "if m.startswith(('extractors', 'pipeline', 'training', 'sklearn'))}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert out.stdout.strip() == "['extractors', 'extractors.bert']"
 
 
 def test_column_and_encoder_mismatch_raise(model: Miar, tmp_path: Path) -> None:
@@ -465,3 +467,21 @@ def test_sentiment_alignment_prefers_same_bin_across_modalities() -> None:
     text_only = MiarOutput(score=torch.zeros(2), present=present & torch.tensor([True, False, False]),
                            global_tokens=torch.zeros(2, 4, 2), aligned=aligned)
     assert float(sentiment_alignment_loss(text_only, bins, 0.1)) == 0.0
+
+
+def test_parameter_shapes_are_the_built_networks() -> None:
+    """The size check before loading (model.checkpoint) trusts parameter_shapes instead of building
+    the network; every option that adds or removes a part must move both alike."""
+    import collections
+    import itertools
+
+    from model.miar import parameter_shapes
+
+    base = MiarDims(text_dim=24, audio_dim=5, vision_dim=7, d_model=8, n_heads=2, max_len=11, proj_dim=6,
+                    text_tune_heads=4, text_tune_ff=12)
+    for n_layers, tune, sentence, interaction, classes, ff_mult in itertools.product(
+            [1, 2], [0, 2], [False, True], [False, True], [0, 3], [2, 3]):
+        dims = replace(base, n_layers=n_layers, text_tune_layers=tune, sentence_path=sentence,
+                       interaction=interaction, n_classes=classes, ff_mult=ff_mult)
+        built = collections.Counter(tuple(t.shape) for t in Miar(dims).state_dict().values())
+        assert collections.Counter(parameter_shapes(dims)) == built, dims
