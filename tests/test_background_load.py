@@ -245,3 +245,23 @@ def test_a_background_load_error_fails_run_as_a_failed_load_did(stand_ins: Stand
     assert errors == ["weights/broken/model.pt is empty (0 bytes): the weights were not written"]
     assert sorted(p.name for p in out.iterdir()) == []  # no output, no summary row for an input
     assert stand_ins.parts() == ["asr"]
+
+
+@pytest.mark.slow
+def test_a_process_that_loaded_models_freezes_its_heap_at_exit(tmp_path: Path):
+    """Library callers exit without the interpreter walking every PyTorch object again (the CLI freezes
+    itself); nothing is frozen before the exit hooks run."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    code = ("import atexit, gc\n"
+            "from pipeline import Models, PipelineConfig\n"
+            "with Models.load(PipelineConfig(), parts=('text', 'miar')):\n"
+            "    pass\n"
+            "before = gc.get_freeze_count()\n"
+            "atexit._run_exitfuncs()\n"
+            "print(before, gc.get_freeze_count() > 0)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "True"]
