@@ -16,8 +16,9 @@ Four figures, each the best of ``--runs`` fresh Python processes (a user's first
 
 Also shown (best of the runs): the ``run`` command's wall time and the pipeline's own time; the own
 time of a second copy of the clip scored in the same ``run`` after the first (every model loaded by
-then, so nothing overlaps it: where "no stage slower" is judged, since the first clip's stages share
-the cores with the models still loading); and each command's peak RSS (the child's ``ru_maxrss``,
+then, so nothing overlaps it: the first clip's stages share the cores with the models still loading),
+and each stage's seconds on the example with every model loaded (one process: a warm-up, then the best
+of 3 per stage), where "no stage slower" is judged; and each command's peak RSS (the child's ``ru_maxrss``,
 MB = 10^6 bytes). A revision runs from a temporary git worktree (its packages first on
 ``PYTHONPATH``); runs alternate between the two sides, so both see the same machine load. Timings
 on a busy machine move by tens of percent: compare within one run.
@@ -74,6 +75,25 @@ sys.argv = ["pipeline", *sys.argv[1:]]
 runpy.run_module("pipeline", run_name="__main__", alter_sys=True)
 """
 
+#: The stage seconds of the example with every model loaded: one warm-up, then the best of 3 per stage
+#: (``VideoResult.stage_seconds``), in one process. Where "no stage slower" is judged stage by stage.
+_STAGES = """\
+import sys
+from pipeline import Models, PipelineConfig, score_video
+config = PipelineConfig()
+with Models.load(config) as models:
+    best = {}
+    for i in range(4):
+        result = score_video(sys.argv[1], config, models)
+        for stage, seconds in result.stage_seconds.items():
+            if i:
+                best[stage] = min(best.get(stage, seconds), seconds)
+for stage, seconds in best.items():
+    sys.stderr.write(f"\\nCOLD_START stage_{stage}_s {seconds:.4f}\\n")
+"""
+#: The stages compared (both sides report them; ``models_wait`` exists only since the background load).
+STAGES: tuple[str, ...] = ("decode", "asr", "voice", "face", "text", "align", "model")
+
 _MARK = re.compile(r"^COLD_START (\w+) ([0-9.]+)$", re.MULTILINE)
 
 
@@ -113,7 +133,9 @@ def measure(cwd: Path, pythonpath: str | None, scratch: Path) -> dict[str, float
                  cwd, pythonpath, scratch)
     if "later_pipeline_s" not in batch:
         raise SystemExit(f"{cwd}: the batch of two did not report its second input")
+    stages = _run(["-c", _STAGES, str(EXAMPLE)], cwd, pythonpath, scratch)
     return {
+        **{f"stage_{stage}_s": stages[f"stage_{stage}_s"] for stage in STAGES},
         "first_stage_s": run["first_stage_s"], "run_minus_pipeline_s": run["wall_s"] - run["pipeline_s"],
         "text_s": text["wall_s"], "models_load_s": load["wall_s"],
         "run_s": run["wall_s"], "pipeline_s": run["pipeline_s"], "later_pipeline_s": batch["later_pipeline_s"],
@@ -133,6 +155,7 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("run_rss_mb", "(run example.mp4: peak RSS)", "MB"),
     ("text_rss_mb", "(text: peak RSS)", "MB"),
     ("load_rss_mb", "(Models.load: peak RSS)", "MB"),
+    *((f"stage_{stage}_s", f"(stage {stage}, models loaded, best of 3)", "s") for stage in STAGES),
 )
 
 
