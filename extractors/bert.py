@@ -133,11 +133,12 @@ def is_bert_folder(folder: Path) -> bool:
 
 
 class BertEncoder(nn.Module):
-    """Token ids in, the states after the first ``layers`` BERT layers out (CPU, eval mode)."""
+    """Token ids in, the states after the first ``layers`` BERT layers out (CPU, eval mode); with 0
+    layers, the embeddings (for weights that fine-tune every layer)."""
 
     def __init__(self, config: BertConfig, layers: int) -> None:
         super().__init__()
-        if not 1 <= layers <= config.layers:
+        if not 0 <= layers <= config.layers:
             raise ValueError(f"the encoder has {config.layers} layers; {layers} asked for")
         self.config = config
         self.word = nn.Embedding(config.vocab, config.width)

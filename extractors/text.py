@@ -76,7 +76,8 @@ class TextOptions:
         max_tokens: Sub-word tokens per utterance, special tokens included; longer
             utterances are truncated (and logged). 128 covers MOSI's longest segments.
         batch_size: Utterances per forward pass in ``encode_batch``.
-        layers: How many of the encoder's transformer layers this extractor runs (None: all).
+        layers: How many of the encoder's transformer layers this extractor runs (None: all; 0: the
+            embeddings only).
             Weights that fine-tune the encoder's top layers inside MIAR (``MiarDims.text_tune_layers``)
             are fed the frozen lower layers' output, so the extractor stops there and the
             fine-tuned copies of the rest run in the model. The weights record it and loading
@@ -142,7 +143,7 @@ class TextEncoder:
 
     @staticmethod
     def _check_layers(options: TextOptions, total: int) -> None:
-        if options.layers is not None and not 1 <= options.layers <= total:
+        if options.layers is not None and not 0 <= options.layers <= total:
             raise ModelNotFoundError(f"text encoder {options.encoder!r} has {total} layers; "
                                      f"layers {options.layers} asked for")
 

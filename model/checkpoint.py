@@ -362,8 +362,8 @@ def validate_weights_config(config: dict[str, Any], where: Path | str = CONFIG_F
     if not config["text_encoder"]:
         raise CheckpointError(f"{where}: text_encoder is empty")
     layers = config.get("text_layers")
-    if layers is not None and not (_is_kind(layers, int) and 1 <= layers <= 64):
-        raise CheckpointError(f"{where}: text_layers is {_shown(layers)}, expected null or an integer in [1, 64]")
+    if layers is not None and not (_is_kind(layers, int) and 0 <= layers <= 64):
+        raise CheckpointError(f"{where}: text_layers is {_shown(layers)}, expected null or an integer in [0, 64]")
     if not re.fullmatch(r"[0-9a-f]{64}", config["model_sha256"]):
         raise CheckpointError(f"{where}: model_sha256 is {_shown(config['model_sha256'])}, expected 64 hex digits")
     for name, width in (("audio_columns", dims.audio_dim), ("vision_columns", dims.vision_dim)):

@@ -457,13 +457,15 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_miar_text_layers_continue_the_frozen_encoder_exactly() -> None:
+@pytest.mark.parametrize("frozen", [4, 0])  # 0: the extractor gives the embeddings, every layer runs in MIAR
+def test_miar_text_layers_continue_the_frozen_encoder_exactly(frozen: int) -> None:
     from extractors.text import TextEncoder, TextOptions
     from model.miar import Miar
 
-    lower, full = TextEncoder(TextOptions(layers=4)), TextEncoder(TextOptions(layers=None))
-    model = Miar(MiarDims(text_tune_layers=2)).eval()
-    model.load_text_layers(lower.weights_of_layers(), first=4)
+    lower, full = TextEncoder(TextOptions(layers=frozen)), TextEncoder(TextOptions(layers=None))
+    assert lower.recorded_layers == frozen
+    model = Miar(MiarDims(text_tune_layers=6 - frozen)).eval()
+    model.load_text_layers(lower.weights_of_layers(), first=frozen)
     words = [["this", "movie", "was", "not", "bad", "at", "all"], ["i", "don't", "hate", "it"]]
     low, high = lower.encode_batch(words), full.encode_batch(words)
     width = max(len(f.values) for f in low)

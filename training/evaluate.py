@@ -55,7 +55,7 @@ from extractors.errors import ExtractionError
 from extractors.text import TextEncoder, TextOptions
 from extractors.voice_states import has_states
 from model.checkpoint import CheckpointError, LoadedMiar, read_weights_config
-from model.feature_store import load_split
+from model.feature_store import load_split, read_manifest
 from model.metrics import accuracy_rows, mae, mosi_metrics, pearson, roc_auc, sign_accuracy
 from model.schema import MODALITIES, NEUTRAL_BAND, sentiment_bin
 from pipeline.config import PipelineConfig
@@ -131,6 +131,11 @@ RIDGE_PEERS: dict[str, TextOptions] = {
 TEXT_ONLY: dict[str, Any] = {"mix_rate": 0.0, "modality_dropout": 0.0, "align_weight": 0.0}
 #: Without MELD there is no class target: no class loss, no class head ("dims": {"n_classes": 0}).
 NO_CLASSES: dict[str, Any] = {"class_weight": 0.0}
+#: The shipped config without CREMA-D: the source and the options that need it.
+WITHOUT_CREMA_D: dict[str, Any] = {
+    "sources": ("mosi", "mosei", "vader", "sst5", "sst5_phrases", "meld", "taiwan", "muxspace"),
+    "neutral_voice_rate": 0.0, "neutral_text_dropout": None, "polarity_balanced": (), "modality_dropout": 0.0,
+}
 #: Ablation variants: name -> (description, overrides of TrainOptions fields; "dims"/"text" merge).
 #: Each is the shipped config with one change.
 ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -138,6 +143,12 @@ ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "without SST phrases": ("the SST phrase source left out (issue: phrase-level supervision, with/without)",
                             {"sources": ("mosi", "mosei", "vader", "sst5", "meld", "crema_d", "taiwan",
                                          "muxspace")}),
+    "without CREMA-D": ("the CREMA-D source left out, with the options that act on it (the base of the next row)",
+                        WITHOUT_CREMA_D),
+    "all 6 text layers tuned, no CREMA-D": (
+        "every MiniLM layer fine-tuned (the extractor gives the embeddings): to be read against 'without "
+        "CREMA-D', since the CREMA-D features hold the states after layer 2 and cannot feed this variant",
+        {**WITHOUT_CREMA_D, "text": {"layers": 0}, "dims": {"text_tune_layers": 6}}),
 }
 #: Variants scored on MOSI test only (their encoder's features for the other text sets are not cached).
 MOSI_ONLY_EVAL: frozenset[str] = frozenset()
@@ -297,6 +308,13 @@ def crema_d_scores(miar: LoadedMiar, cache: Path | None = None, split: str = "te
     folder = crema_d.features_dir(cache)
     if not (folder / "manifest.json").is_file():
         log.warning("no CREMA-D features in %s (python -m training.crema_d): CREMA-D not scored", folder)
+        return {}
+    manifest = read_manifest(folder)
+    made = (manifest.get("text_encoder"), manifest.get("text_layers"))
+    if made != (miar.text_encoder, miar.text_layers):
+        # The words' states would be of another encoder or depth than the weights read: silently wrong scores.
+        log.warning("CREMA-D features in %s are text %s at depth %s, the weights read %s at depth %s: "
+                    "CREMA-D not scored", folder, made[0], made[1], miar.text_encoder, miar.text_layers)
         return {}
     samples, _, keys = load_split(folder, split)
     width = len(miar.config.get("audio_columns", ()))
