@@ -145,7 +145,7 @@ ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
                                          "muxspace")}),
     "without CREMA-D": ("the CREMA-D source left out, with the options that act on it (the base of the next row)",
                         WITHOUT_CREMA_D),
-    "all 6 text layers tuned, no CREMA-D": (
+    "all 6 text layers tuned without CREMA-D": (
         "every MiniLM layer fine-tuned (the extractor gives the embeddings): to be read against 'without "
         "CREMA-D', since the CREMA-D features hold the states after layer 2 and cannot feed this variant",
         {**WITHOUT_CREMA_D, "text": {"layers": 0}, "dims": {"text_tune_layers": 6}}),
