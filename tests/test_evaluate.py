@@ -233,3 +233,36 @@ def test_shipped_weights_on_mosi_have_every_key() -> None:
     assert 0.5 < scores["mosi_acc2_non0"] <= 1.0 and np.isfinite(scores["mosi_corr"])
     assert 0.0 <= scores["neutral_mosi_recall"] <= 1.0 and scores["neutral_n"] == scores["neutral_mosi_n"] > 0
     assert "mosei_mae" not in scores  # only the sets asked for
+
+
+def test_crema_d_features_of_another_depth_are_not_scored(tmp_path, caplog: pytest.LogCaptureFixture,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Weights that read the embeddings (text_layers 0) fed states after layer 2 would score nonsense
+    without a word: such features are refused with a warning that names both depths."""
+    import json
+
+    from model.feature_store import FEATURES_FORMAT
+    from pipeline.config import PipelineConfig
+    from pipeline.models import Models
+    from training import crema_d
+
+    with Models.load(PipelineConfig(), parts=("miar",)) as models:
+        miar = models.miar
+    folder = crema_d.features_dir(tmp_path)
+    folder.mkdir()
+    manifest = {"format": FEATURES_FORMAT, "text_encoder": miar.text_encoder, "samples": {"test": []}}
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "text_layers": 0}))
+    with caplog.at_level("WARNING", logger="training.evaluate"):
+        assert ev.crema_d_scores(miar, tmp_path) == {}
+    assert f"at depth 0, the weights read {miar.text_encoder} at depth {miar.text_layers}" in caplog.text
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "text_layers": miar.text_layers}))
+
+    class Read(Exception):
+        pass
+
+    def reached(*args: object) -> None:
+        raise Read
+
+    monkeypatch.setattr(ev, "load_split", reached)
+    with pytest.raises(Read):  # the same depth: the features are read
+        ev.crema_d_scores(miar, tmp_path)

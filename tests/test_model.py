@@ -272,7 +272,8 @@ def _drop(*keys):
     (lambda c: c.update(audio_columns=c["audio_columns"][:-1]), r"audio_columns lists 33 columns, dims say 34"),
     (lambda c: c.update(model_sha256=None), r"model_sha256 is None, expected a string"),
     (_set_dims(text_tune_layers=1000), r"dims.text_tune_layers is 1000, expected an integer in \[0, 64\]"),
-    (lambda c: c.update(text_layers="4"), r"text_layers is '4', expected null or an integer in \[1, 64\]"),
+    (lambda c: c.update(text_layers="4"), r"text_layers is '4', expected null or an integer in \[0, 64\]"),
+    (lambda c: c.update(text_layers=-1), r"text_layers is -1, expected null or an integer in \[0, 64\]"),
 ])
 def test_malformed_weights_config_is_one_line_before_anything_is_built(model: Miar, tmp_path: Path, edit,
                                                                        message: str,
