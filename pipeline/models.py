@@ -15,8 +15,7 @@ Loading the face models, the text encoder and the weights takes seconds that dec
 recognising speech do not need (issue 20), so a batch (``pipeline.api``) loads Whisper first and
 leaves the rest to a worker thread: the first stages start while the rest loads. Reading a part
 still loading (``models.face``) waits for it there and raises its load error there, so a stage
-never sees a half-loaded holder, and code given already-loaded models reads them as before. A load
-that waits for everything still loads Whisper beside the steps before it (``_AsrBeside``).
+never sees a half-loaded holder, and code given already-loaded models reads them as before.
 """
 
 from __future__ import annotations
@@ -187,17 +186,11 @@ class Models:
         _spare_the_teardown_at_exit()
         loader = _Loader(config)
         models = cls(ffmpeg=resolve_ffmpeg())
-        now = [step for step in steps if step not in later]
-        beside = _AsrBeside(loader) if "asr" in now and now.index("asr") > 0 else None
         try:
-            for step in now:
-                if step == "asr" and beside is not None:
-                    setattr(models, _ATTRIBUTE[step], beside.result())
-                else:
-                    setattr(models, _ATTRIBUTE[step], loader.run(step, beside=beside is not None))
+            for step in steps:
+                if step not in later:
+                    setattr(models, _ATTRIBUTE[step], loader.run(step))
         except BaseException:
-            if beside is not None:
-                beside.join()  # no thread left loading after the error; its model is dropped
             models.close()
             raise
         if later:
@@ -325,37 +318,6 @@ class _Loader:
 
             return TextEncoder(self._text)
         raise ValueError(f"unknown load step {step!r}")
-
-
-class _AsrBeside:
-    """Whisper loading on a worker thread while the calling thread loads the steps before it.
-
-    Why: CTranslate2 reads and builds the model in native code without Python's lock, while the
-    weights and face models spend their time importing Python libraries, so on 2 cores loading
-    everything takes about the larger of the two instead of their sum (0.7 s of ~4.5 s). The step
-    order, the results and the errors are those of loading in order: the transcriber is taken (and
-    its load error raised) where the "asr" step comes.
-    """
-
-    def __init__(self, loader: _Loader) -> None:
-        self._future: Future[Any] = Future()
-        self._thread = threading.Thread(target=self._load, args=(loader,), name="models-load-asr")
-        self._thread.start()
-
-    def _load(self, loader: _Loader) -> None:
-        try:
-            self._future.set_result(loader.run("asr", beside=True))
-        except BaseException as e:  # handed to result(); a thread's exception would be lost
-            self._future.set_exception(e)
-
-    def result(self) -> Any:
-        """The transcriber, once loaded; raises its load error."""
-        self._thread.join()
-        return self._future.result()
-
-    def join(self) -> None:
-        """Wait for the thread, whatever its outcome."""
-        self._thread.join()
 
 
 class _Background:

