@@ -49,7 +49,7 @@ import numpy as np
 
 from extractors import face as face_mod
 from extractors.errors import ExtractionError
-from extractors.text import TEXT_EXTRACTOR_VERSION
+from extractors.text import TEXT_EXTRACTOR_VERSION, TextEncoder, TextOptions, normalise_text
 from extractors.voice_states import audio_columns
 from model.feature_store import (
     LABEL_FILE,
@@ -57,6 +57,7 @@ from model.feature_store import (
     SPLITS,
     LabelFileError,
     read_label_rows,
+    read_manifest,
     save_clip,
     write_manifest,
 )
@@ -67,11 +68,11 @@ from pipeline.features import featurize
 from pipeline.inputs import MEDIA_SUFFIXES
 from pipeline.languages import ENGLISH
 from pipeline.models import Models
-from storage.files import not_a_folder, outputs_over_inputs
+from storage.files import not_a_folder, outputs_over_inputs, write_via_atomic
 from storage.locations import UnsafeNameError, check_name, lies_inside
 
 __all__ = ["ClipSpec", "ExtractOptions", "ExtractSummary", "EXTRACT_PARTS", "FEATURE_KEYS", "LABEL_COLUMNS",
-           "extract_dataset", "is_complete_clip", "read_label_csv"]
+           "REENCODE_TOLERANCE", "extract_dataset", "is_complete_clip", "read_label_csv", "reencode_text"]
 
 log = logging.getLogger(__name__)
 
@@ -508,3 +509,90 @@ def _write_manifest(dataset: Path, out: Path, specs: Sequence[ClipSpec], done: s
         return write_manifest(out, manifest)
     except OSError as e:
         raise PipelineError(f"{out}: cannot write the features manifest: {e.strerror or e}") from e
+
+
+#: Largest difference allowed between a stored text row and the same words encoded again at the
+#: stored depth: float noise of another thread count or batch, far below any token's change.
+REENCODE_TOLERANCE = 1e-4
+
+
+def reencode_text(source: Path, out: Path, text: TextOptions, encoder: TextEncoder | None = None) -> ExtractSummary:
+    """A features folder like ``source`` whose text rows are the same words at another depth of its encoder.
+
+    Why: Whisper, the voice and the face cost minutes a clip, the text encoder milliseconds, and
+    only the text depends on how many encoder layers the weights tune. The words are the stored
+    ASR words (``asr_text``), normalised as ``featurize`` does; voice, face, masks and labels are
+    copied as stored. A clip is copied only when its words, encoded again at the stored depth,
+    give its stored text rows (same tokens, within ``REENCODE_TOLERANCE``), so the new rows
+    belong to the same tokens as its voice and face rows; any other clip is a failure with its
+    reason. Resumable like ``extract_dataset``: complete files in ``out`` are kept, and the
+    manifest (``source``'s, with the new depth) is written last.
+
+    Args:
+        source: A features folder (``model.feature_store`` layout).
+        out: The new folder (created); must not be ``source``.
+        text: The new text options: the same encoder and token limit as ``source``, any depth.
+        encoder: A loaded encoder for ``text`` (None loads one).
+
+    Raises:
+        PipelineError: ``source`` is not a features folder, ``out`` is ``source``, or ``text``
+            names another encoder or token limit than ``source`` was made with.
+        ExtractionError: The encoder cannot be loaded.
+    """
+    try:
+        manifest = read_manifest(source)
+    except ValueError as e:
+        raise PipelineError(str(e)) from e
+    if Path(out).resolve() == Path(source).resolve():
+        raise PipelineError(f"{out}: the new features folder must not be the one read ({source})")
+    made = (manifest.get("text_encoder"), manifest.get("max_tokens"))
+    if made != (text.encoder, text.max_tokens):
+        raise PipelineError(f"{source}: text of encoder/max_tokens {made}, asked {(text.encoder, text.max_tokens)}: "
+                            "only the depth can change without running the extractors again")
+    before = TextEncoder(replace(text, layers=manifest.get("text_layers")))
+    after = encoder or TextEncoder(text)
+    out.mkdir(parents=True, exist_ok=True)
+    kept: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+    failures: list[dict[str, str]] = []
+    extracted = skipped = 0
+    for split, entries in manifest["samples"].items():
+        for entry in entries:
+            target = out / entry["file"]
+            key = f"{entry['video_id']}/{entry['clip_id']}"
+            spec = ClipSpec(entry["video_id"], entry["clip_id"], "", float(entry["label"]), split)
+            if is_complete_clip(target, spec):
+                skipped += 1
+            else:
+                reason = _reencode_clip(source / entry["file"], target, before, after)
+                if reason:
+                    failures.append({"clip": key, "split": split, "reason": reason})
+                    log.error("%s failed: %s", key, reason)
+                    continue
+                extracted += 1
+            kept[split].append(entry)
+        log.info("%s: %d clips re-encoded so far", split, extracted)
+    new = {k: v for k, v in manifest.items() if k != "format"}
+    new.update(text_layers=after.recorded_layers, counts={s: len(v) for s, v in kept.items()}, samples=kept,
+               failures=list(manifest.get("failures", [])) + failures, text_from=str(source))
+    try:
+        path = write_manifest(out, new)
+    except OSError as e:
+        raise PipelineError(f"{out}: cannot write the features manifest: {e.strerror or e}") from e
+    return ExtractSummary(extracted, skipped, tuple((f["clip"], f["reason"]) for f in failures), path)
+
+
+def _reencode_clip(path: Path, target: Path, before: TextEncoder, after: TextEncoder) -> str:
+    """Write ``target``: ``path``'s clip with its words' text rows from ``after``; returns why not, or ""."""
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    words = [w for w in (normalise_text(t) for t in str(arrays["asr_text"]).split()) if w]
+    if not words:
+        return f"{path}: no stored words to encode"
+    again = before.encode_words(words).values
+    stored = arrays["text"]
+    if again.shape != stored.shape or float(np.abs(again - stored).max()) > REENCODE_TOLERANCE:
+        return (f"{path}: its stored words do not encode to its stored text rows ({again.shape} vs {stored.shape}); "
+                "extract it again")
+    arrays["text"] = after.encode_words(words).values
+    write_via_atomic(target, lambda tmp: np.savez(tmp, **arrays))
+    return ""

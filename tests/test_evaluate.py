@@ -248,13 +248,14 @@ def test_crema_d_features_of_another_depth_are_not_scored(tmp_path, caplog: pyte
 
     with Models.load(PipelineConfig(), parts=("miar",)) as models:
         miar = models.miar
-    folder = crema_d.features_dir(tmp_path)
+    folder = crema_d.features_dir(tmp_path, miar.text_layers)
     folder.mkdir()
+    other = 3  # a depth no shipped weights read
     manifest = {"format": FEATURES_FORMAT, "text_encoder": miar.text_encoder, "samples": {"test": []}}
-    (folder / "manifest.json").write_text(json.dumps({**manifest, "text_layers": 0}))
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "text_layers": other}))
     with caplog.at_level("WARNING", logger="training.evaluate"):
         assert ev.crema_d_scores(miar, tmp_path) == {}
-    assert f"at depth 0, the weights read {miar.text_encoder} at depth {miar.text_layers}" in caplog.text
+    assert f"at depth {other}, the weights read {miar.text_encoder} at depth {miar.text_layers}" in caplog.text
     (folder / "manifest.json").write_text(json.dumps({**manifest, "text_layers": miar.text_layers}))
 
     class Read(Exception):

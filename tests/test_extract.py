@@ -224,3 +224,55 @@ def test_label_csv_errors_name_the_row(tmp_path: Path):
     _write_labels(tmp_path, [["v", "c1", "fine", 1.0, "dev"]])
     with pytest.raises(PipelineError, match="mode 'dev'"):
         read_label_csv(tmp_path)
+
+
+@pytest.mark.slow
+def test_reencode_text_changes_only_the_text_depth(tmp_path: Path):
+    """A features folder at depth 2 becomes one at depth 0 (every layer tuned in MIAR) without the
+    extractors: the text rows are the stored words' embeddings, everything else is copied; a clip whose
+    stored words do not give its stored rows is a failure, never a file; a second run skips what is done."""
+    from extractors.text import TextEncoder, TextOptions
+    from model.batch import SampleInput
+    from model.feature_store import load_split, read_manifest, save_clip, write_manifest
+    from pipeline.errors import PipelineError
+    from pipeline.extract import reencode_text
+
+    deep, shallow = TextEncoder(TextOptions(layers=2)), TextEncoder(TextOptions(layers=0))
+    source, out = tmp_path / "depth2", tmp_path / "depth0"
+    words = {"a": "Don't you think it's great?", "b": "not bad at all", "c": "the words changed after encoding"}
+    widths = {"text": deep.dim, "audio": 3, "vision": 2}
+    rng = np.random.default_rng(0)
+    samples = {}
+    for clip, text in words.items():
+        tokens = deep.encode_words(text.replace("?", "").lower().split())
+        n = len(tokens.word_ids)
+        samples[clip] = SampleInput(text=tokens.values, text_mask=np.ones(n, bool),
+                                    audio=rng.normal(size=(n, 3)).astype(np.float32), audio_mask=np.ones(n, bool))
+        stored = text if clip != "c" else "the words were changed"  # c's stored words are not what was encoded
+        save_clip(source / "train" / "v" / f"{clip}.npz", samples[clip], widths, label=1.5,
+                  strings={"video_id": "v", "clip_id": clip, "asr_text": stored, "label_text": ""})
+    entries = [{"video_id": "v", "clip_id": c, "label": 1.5, "file": f"train/v/{c}.npz"} for c in words]
+    write_manifest(source, {"text_encoder": deep.name, "max_tokens": 128, "text_layers": 2,
+                            "samples": {"train": entries}, "failures": []})
+
+    summary = reencode_text(source, out, TextOptions(layers=0), shallow)
+    assert (summary.extracted, summary.skipped) == (2, 0)
+    assert [key for key, _ in summary.failures] == ["v/c"] and "extract it again" in summary.failures[0][1]
+    assert not (out / "train" / "v" / "c.npz").exists()
+    manifest = read_manifest(out)
+    assert manifest["text_layers"] == 0 and manifest["counts"]["train"] == 2
+    got, labels, keys = load_split(out, "train")
+    assert keys == ["v/a", "v/b"] and np.all(labels == 1.5)
+    for sample, clip in zip(got, ("a", "b")):
+        expected = shallow.encode_words(words[clip].replace("?", "").lower().split()).values
+        np.testing.assert_array_equal(sample.text, expected)
+        assert not np.allclose(sample.text, samples[clip].text)  # another depth indeed
+        np.testing.assert_array_equal(sample.audio, samples[clip].audio)
+        assert sample.vision is None
+    again = reencode_text(source, out, TextOptions(layers=0), shallow)
+    assert (again.extracted, again.skipped, len(again.failures)) == (0, 2, 1)
+
+    with pytest.raises(PipelineError, match="only the depth can change"):
+        reencode_text(source, tmp_path / "x", TextOptions(layers=0, max_tokens=64), shallow)
+    with pytest.raises(PipelineError, match="must not be the one read"):
+        reencode_text(source, source, TextOptions(layers=0), shallow)

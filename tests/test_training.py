@@ -538,3 +538,25 @@ def test_new_sampling_options_are_checked_and_leave_cached_runs_found() -> None:
     assert options_key(v3)[:16] == "d1bedea4e616a06a"
     assert options_key(replace(v3, neutral_text_dropout=0.3)) != options_key(v3)
     assert options_key(replace(v3, polarity_balanced=("crema_d",))) != options_key(v3)
+
+
+def test_crema_d_features_are_kept_per_text_depth_and_derived_from_another(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """One folder per text depth (miar-v4's keeps its plain name); a recipe of a new depth gets its folder by
+    encoding the text of an existing one again, never by running Whisper over the clips a second time."""
+    import pipeline.extract
+    from training import crema_d
+
+    assert crema_d.features_dir(tmp_path) == crema_d.features_dir(tmp_path, 2) == tmp_path / "crema-d-features"
+    assert crema_d.features_dir(tmp_path, 0).name == "crema-d-features-layers-0"
+    assert crema_d.features_dir(tmp_path, None).name == "crema-d-features-layers-all"
+    existing = crema_d.features_dir(tmp_path, 2)
+    existing.mkdir()
+    (existing / "manifest.json").write_text("{}")
+    calls = []
+    monkeypatch.setattr(pipeline.extract, "reencode_text", lambda source, out, text: calls.append((source, out, text))
+                        or pipeline.extract.ExtractSummary(0, 0, (), out / "manifest.json"))
+    monkeypatch.setattr(crema_d, "build_dataset", lambda *a: pytest.fail("the clips were extracted again"))
+    config = Path(__file__).resolve().parents[1] / "training" / "configs" / "miar-v5.json"
+    assert crema_d.extract(cache=tmp_path, config=config) == crema_d.features_dir(tmp_path, 0)
+    assert [(s, o, t.layers) for s, o, t in calls] == [(existing, crema_d.features_dir(tmp_path, 0), 0)]

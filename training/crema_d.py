@@ -1,6 +1,6 @@
 """CREMA-D (acted English emotional speech) as a training source, through the product's stage sequence.
 
-    python -m training.crema_d [--out FEATURES_DIR]      # resumable; cached under $MIAR_CACHE
+    python -m training.crema_d [--config C] [--out FEATURES_DIR]   # resumable; cached under $MIAR_CACHE
 
 Why this source: its 12 sentences are semantically neutral and each is spoken by every actor
 in six emotions, so the sentiment of a clip lives in the voice alone. Trained on it, the
@@ -43,7 +43,7 @@ from storage import locations
 from storage.files import write_text_atomic
 
 __all__ = ["VOICE_VALENCE", "EMOTION_CODES", "CLIPS_PER_EMOTION", "CremaClip", "clip_valence", "actor_split",
-           "read_crema_d", "build_dataset", "extract", "features_dir"]
+           "read_crema_d", "build_dataset", "extract", "features_dir", "FIRST_TEXT_LAYERS"]
 
 log = logging.getLogger(__name__)
 
@@ -144,27 +144,48 @@ def build_dataset(clips: list[CremaClip], dataset: Path, shared: Path | None = N
     return dataset
 
 
-def features_dir(cache: Path | None = None) -> Path:
-    """Where the CREMA-D features folder lives by default (under the cache)."""
-    return (cache or locations.cache_dir()) / "crema-d-features"
+#: The depth the first CREMA-D features were made at (miar-v4's): their folder keeps the plain name.
+FIRST_TEXT_LAYERS = 2
 
 
-def extract(out: Path | None = None, shared: Path | None = None, cache: Path | None = None) -> Path:
+def features_dir(cache: Path | None = None, text_layers: int | None = FIRST_TEXT_LAYERS) -> Path:
+    """Where the CREMA-D features whose text stops after ``text_layers`` encoder layers live (under the cache).
+
+    One folder per depth, since weights that tune more of the encoder read shallower text rows;
+    None is every layer.
+    """
+    root = (cache or locations.cache_dir()) / "crema-d-features"
+    if text_layers == FIRST_TEXT_LAYERS:
+        return root
+    return root.with_name(f"{root.name}-layers-{'all' if text_layers is None else text_layers}")
+
+
+def extract(out: Path | None = None, shared: Path | None = None, cache: Path | None = None,
+            config: Path | None = None) -> Path:
     """Extract the sampled CREMA-D clips into a features folder (resumable); returns the folder.
 
-    The text features stop where the shipped recipe's fine-tuned layers start (``layers``
-    of ``configs/miar-v4.json``), as inference feeds the weights.
+    The text features stop where the recipe's fine-tuned layers start (``text.layers`` of
+    ``config``, default the shipped recipe), as inference feeds the weights. When the folder of
+    another depth exists already, only the text is encoded again from its stored words
+    (``pipeline.extract.reencode_text``: seconds, not an hour of Whisper and voice).
     """
     from pipeline.config import PipelineConfig
-    from pipeline.extract import ExtractOptions, extract_dataset
+    from pipeline.extract import ExtractOptions, extract_dataset, reencode_text
     from training.loop import TrainOptions
+    from training.train import DEFAULT_CONFIG
 
-    options = TrainOptions.from_json(Path(__file__).resolve().parent / "configs" / "miar-v4.json")
-    out = out or features_dir(cache)
+    options = TrainOptions.from_json(config or DEFAULT_CONFIG)
+    out = out or features_dir(cache, options.text.layers)
+    others = [features_dir(cache, n) for n in (FIRST_TEXT_LAYERS, 0, None) if n != options.text.layers]
+    source = next((f for f in others if (f / "manifest.json").is_file()), None)
+    if source is not None and not (out / "manifest.json").is_file():
+        summary = reencode_text(source, out, options.text)
+        log.info("CREMA-D: text of %s encoded again at depth %s: %d done, %d already there, %d failed -> %s",
+                 source, options.text.layers, summary.extracted, summary.skipped, len(summary.failures), out)
+        return out
     dataset = build_dataset(read_crema_d(shared), (cache or locations.cache_dir()) / "crema-d-dataset", shared)
-    config = PipelineConfig()
-    config = replace(config, text=options.text)
-    summary = extract_dataset(dataset, out, config, ExtractOptions(language="en"))
+    pipeline_config = replace(PipelineConfig(), text=options.text)
+    summary = extract_dataset(dataset, out, pipeline_config, ExtractOptions(language="en"))
     log.info("CREMA-D: %d extracted, %d already done, %d failed -> %s", summary.extracted, summary.skipped,
              len(summary.failures), out)
     return out
@@ -172,11 +193,14 @@ def extract(out: Path | None = None, shared: Path | None = None, cache: Path | N
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.crema_d", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=None, help="features folder (default $MIAR_CACHE/crema-d-features)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="features folder (default under $MIAR_CACHE, named by the config's text depth)")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="training config whose text options the features follow (default the shipped one)")
     parser.add_argument("--shared", type=Path, default=None, help="team data (default $MIAR_SHARED or ../shared)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    extract(args.out, args.shared)
+    extract(args.out, args.shared, config=args.config)
     return 0
 
 

@@ -305,7 +305,7 @@ def crema_d_scores(miar: LoadedMiar, cache: Path | None = None, split: str = "te
     score is inside the neutral band. Weights that read the 34 descriptors only get those columns
     (the first 34 of the features). Empty when the features are not there.
     """
-    folder = crema_d.features_dir(cache)
+    folder = crema_d.features_dir(cache, miar.text_layers)
     if not (folder / "manifest.json").is_file():
         log.warning("no CREMA-D features in %s (python -m training.crema_d): CREMA-D not scored", folder)
         return {}
