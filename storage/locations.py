@@ -23,7 +23,8 @@ from pathlib import Path
 
 from storage.files import temp_name_bytes
 
-__all__ = ["REPO_ROOT", "WEIGHTS_ROOT", "DEFAULT_WEIGHTS", "CACHE_ENV", "NAME_MAX_BYTES", "UnsafeNameError",
+__all__ = ["REPO_ROOT", "WEIGHTS_ROOT", "DEFAULT_WEIGHTS", "TRAINING_CONFIGS", "DEFAULT_TRAINING_CONFIG",
+           "CACHE_ENV", "NAME_MAX_BYTES", "UnsafeNameError",
            "cache_dir", "check_folder_path", "check_name", "lies_inside", "shared_dir", "shared_data_dir"]
 
 #: The checkout's root (the folder holding pipeline/, extractors/, model/, weights/).
@@ -31,7 +32,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Shipped weights folders live here, one sub-folder per name.
 WEIGHTS_ROOT = REPO_ROOT / "weights"
 #: The weights used unless the caller names others.
-DEFAULT_WEIGHTS = WEIGHTS_ROOT / "miar-v4"
+DEFAULT_WEIGHTS = WEIGHTS_ROOT / "miar-v5"
+#: The training configs shipped with the code.
+TRAINING_CONFIGS = REPO_ROOT / "training" / "configs"
+#: The config that made ``DEFAULT_WEIGHTS`` (curated sources); training and its data sources default to it.
+DEFAULT_TRAINING_CONFIG = TRAINING_CONFIGS / "miar-v5.json"
 #: The variable naming the cache folder.
 CACHE_ENV = "MIAR_CACHE"
 #: The longest file name (one path component) Linux file systems take, in bytes (NAME_MAX).

@@ -386,7 +386,7 @@ def test_shipped_weights_loaded_twice_score_identically() -> None:
     from extractors.text import TextEncoder, TextOptions, normalise_text
 
     first, second = (_load(SHIPPED, expected_audio_columns=SHIPPED_AUDIO) for _ in range(2))
-    assert first.text_layers == 2 and len(first._model.text_layers) == 4  # 2 frozen + 4 fine-tuned = MiniLM's 6
+    assert first.text_layers == 0 and len(first._model.text_layers) == 6  # the embeddings frozen, all 6 layers tuned
     encoder = TextEncoder(TextOptions(encoder=first.text_encoder, layers=first.text_layers))
     feats = encoder.encode_batch([normalise_text(s).split() for s in ("Not bad at all.", "The meeting is at 3 pm.")])
     samples = [SampleInput(text=f.values, text_mask=np.ones(len(f.tokens), dtype=bool)) for f in feats]

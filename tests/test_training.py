@@ -540,6 +540,17 @@ def test_new_sampling_options_are_checked_and_leave_cached_runs_found() -> None:
     assert options_key(replace(v3, polarity_balanced=("crema_d",))) != options_key(v3)
 
 
+def test_the_four_layer_ablation_is_miar_v4_itself() -> None:
+    """The shipped recipe with miar-v4's reader is miar-v4's config to the key, so its three cached seeds are read
+    rather than trained again (and the ablation row is the previous release)."""
+    from training.loop import options_key
+
+    v4 = TrainOptions.from_json(REPO_ROOT / "training" / "configs" / "miar-v4.json")
+    variant = _variant_options(DEFAULT_CONFIG, ABLATIONS["4 text layers tuned (miar-v4)"][1], v4.seed, None)
+    assert options_key(variant) == options_key(v4)
+    assert options_key(TrainOptions.from_json(DEFAULT_CONFIG)) != options_key(v4)
+
+
 def test_crema_d_features_are_kept_per_text_depth_and_derived_from_another(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """One folder per text depth (miar-v4's keeps its plain name); a recipe of a new depth gets its folder by

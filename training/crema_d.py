@@ -172,9 +172,8 @@ def extract(out: Path | None = None, shared: Path | None = None, cache: Path | N
     from pipeline.config import PipelineConfig
     from pipeline.extract import ExtractOptions, extract_dataset, reencode_text
     from training.loop import TrainOptions
-    from training.train import DEFAULT_CONFIG
 
-    options = TrainOptions.from_json(config or DEFAULT_CONFIG)
+    options = TrainOptions.from_json(config or locations.DEFAULT_TRAINING_CONFIG)
     out = out or features_dir(cache, options.text.layers)
     others = [features_dir(cache, n) for n in (FIRST_TEXT_LAYERS, 0, None) if n != options.text.layers]
     source = next((f for f in others if (f / "manifest.json").is_file()), None)

@@ -2,8 +2,8 @@
 
 Two kinds of data, one loop (``training.loop.train_model``):
 
-- the curated sources of the config (default ``training/configs/miar-v4.json``,
-  written to ``weights/miar-v4``): text "mosi" (train), "mosei" (train; its valid split
+- the curated sources of the config (default ``training/configs/miar-v5.json``,
+  written to ``weights/miar-v5``): text "mosi" (train), "mosei" (train; its valid split
   selects beside MOSI dev), "vader" (train; a fixed 10% slice
   is held out), "sst5" (train), "meld" (train; 3-class auxiliary head only); audio "emodb"
   (speakers 03 and 08 held out), "speech_valence" (every 5th file held out); vision
@@ -31,7 +31,7 @@ from typing import Any
 
 from extractors.errors import ExtractionError
 from model.checkpoint import CheckpointError, save_checkpoint
-from storage.locations import DEFAULT_WEIGHTS
+from storage.locations import DEFAULT_TRAINING_CONFIG, DEFAULT_WEIGHTS, TRAINING_CONFIGS
 from training.assemble import FEATURES_SOURCE, load_features_data, load_training_data
 from training.loop import FeatureSpec, TrainedMiar, TrainOptions, train_model
 
@@ -40,10 +40,10 @@ __all__ = ["CONFIGS", "DEFAULT_CONFIG", "FEATURES_CONFIG", "resume_file", "write
 
 log = logging.getLogger(__name__)
 
-#: The training configs shipped with the code.
-CONFIGS = Path(__file__).resolve().parent / "configs"
+#: The training configs shipped with the code (``storage.locations`` keeps them beside the weights they make).
+CONFIGS = TRAINING_CONFIGS
 #: The config of the shipped weights (curated sources).
-DEFAULT_CONFIG = CONFIGS / "miar-v4.json"
+DEFAULT_CONFIG = DEFAULT_TRAINING_CONFIG
 #: The default config for ``--features``.
 FEATURES_CONFIG = CONFIGS / "features.json"
 
@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"training config JSON (default {DEFAULT_CONFIG.name}, with --features "
                         f"{FEATURES_CONFIG.name}, both in training/configs/)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="weights folder to write (default weights/miar-v4; required with --features)")
+                        help="weights folder to write (default weights/miar-v5; required with --features)")
     parser.add_argument("--sources", default=None,
                         help="override the config's sources, e.g. mosi,vader,meld,emodb,taiwan (their source_weights "
                         "are kept; options they give nothing to act on are refused)")
