@@ -146,6 +146,11 @@ ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "without SST phrases": ("the SST phrase source left out (issue: phrase-level supervision, with/without)",
                             {"sources": ("mosi", "mosei", "vader", "sst5", "meld", "crema_d", "taiwan",
                                          "muxspace")}),
+    "SST phrases at 0.20 of each batch": (
+        "the treebank's phrase labels (composition, negation) drawn 2.5 times as often, the share taken from MOSEI "
+        "(issue 21: does more phrase supervision move negation once every layer is tuned?)",
+        {"source_weights": {"mosi": 0.13, "mosei": 0.18, "vader": 0.15, "sst5": 0.06, "sst5_phrases": 0.20,
+                            "meld": 0.05, "crema_d": 0.16, "taiwan": 0.04, "muxspace": 0.03}}),
     "without CREMA-D": ("the CREMA-D source left out, with the options that act on it", WITHOUT_CREMA_D),
     "4 text layers tuned without CREMA-D": (
         "miar-v4's reader without CREMA-D: read against 'without CREMA-D' (how the tuned depth was first "
