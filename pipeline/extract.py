@@ -505,6 +505,11 @@ def _write_manifest(dataset: Path, out: Path, specs: Sequence[ClipSpec], done: s
         "samples": by_split,
         "failures": [{"clip": k, "split": split_of.get(k, ""), "reason": r} for k, r in failures],
     }
+    return _save_manifest(out, manifest)
+
+
+def _save_manifest(out: Path, manifest: dict[str, Any]) -> Path:
+    """``write_manifest``, its failure worded for the user (one line, ``PipelineError``)."""
     try:
         return write_manifest(out, manifest)
     except OSError as e:
@@ -574,10 +579,7 @@ def reencode_text(source: Path, out: Path, text: TextOptions, encoder: TextEncod
     new = {k: v for k, v in manifest.items() if k != "format"}
     new.update(text_layers=after.recorded_layers, counts={s: len(v) for s, v in kept.items()}, samples=kept,
                failures=list(manifest.get("failures", [])) + failures, text_from=str(source))
-    try:
-        path = write_manifest(out, new)
-    except OSError as e:
-        raise PipelineError(f"{out}: cannot write the features manifest: {e.strerror or e}") from e
+    path = _save_manifest(out, new)
     return ExtractSummary(extracted, skipped, tuple((f["clip"], f["reason"]) for f in failures), path)
 
 

@@ -568,6 +568,6 @@ def test_crema_d_features_are_kept_per_text_depth_and_derived_from_another(tmp_p
     monkeypatch.setattr(pipeline.extract, "reencode_text", lambda source, out, text: calls.append((source, out, text))
                         or pipeline.extract.ExtractSummary(0, 0, (), out / "manifest.json"))
     monkeypatch.setattr(crema_d, "build_dataset", lambda *a: pytest.fail("the clips were extracted again"))
-    config = Path(__file__).resolve().parents[1] / "training" / "configs" / "miar-v5.json"
+    config = REPO_ROOT / "training" / "configs" / "miar-v5.json"
     assert crema_d.extract(cache=tmp_path, config=config) == crema_d.features_dir(tmp_path, 0)
     assert [(s, o, t.layers) for s, o, t in calls] == [(existing, crema_d.features_dir(tmp_path, 0), 0)]
