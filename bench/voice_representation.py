@@ -1,6 +1,6 @@
 """Which voice representation carries emotion to voices never heard: descriptors, Whisper states, or both.
 
-    python bench/voice_representation.py [--features DIR]
+    python bench/voice_representation.py [--features DIR] [--against OTHER_DIR]
 
 Reads the CREMA-D features folder that ``python -m training.crema_d`` makes through the stage
 sequence (per clip: each token's audio row = the 34 voice descriptors of its word, then Whisper
@@ -14,6 +14,11 @@ from the whole clip's frames, to show how far each representation carries across
 
 This is the cheap linear check behind the choice of features for the shipped weights; the
 network's own figures are printed by ``python -m training.evaluate``.
+
+``--against`` names a second CREMA-D features folder of the same clips whose states came from
+another source (``training.crema_d.STATES_SOURCES``: the default folder holds the states kept
+from Whisper's transcription pass, ``crema-d-features-layers-0`` those of a second pass) and
+prints how far apart the two are per word: the relative difference of each word's state row.
 """
 
 from __future__ import annotations
@@ -68,12 +73,39 @@ def emodb_table() -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(rows, np.float64)[keep], np.sign(held.labels[keep])
 
 
+def state_differences(folder: Path, other: Path) -> np.ndarray:
+    """Per word of every clip both folders hold with the same words: |a - b| / |b| of the word's states."""
+    out = []
+    for path in sorted(folder.glob("*/*/*.npz")):
+        twin = other / path.relative_to(folder)
+        if not twin.is_file():
+            continue
+        with np.load(path) as a, np.load(twin) as b:
+            if a["audio"].shape != b["audio"].shape or not np.array_equal(a["audio_mask"], b["audio_mask"]):
+                continue  # other words: not comparable
+            mask = a["audio_mask"].astype(bool)
+            x, y = a["audio"][mask][:, DESCRIPTORS:], b["audio"][mask][:, DESCRIPTORS:]
+        words = np.unique(y, axis=0, return_index=True)[1]  # a word's row repeats on each of its tokens
+        out.extend(np.linalg.norm(x[words] - y[words], axis=1) / np.maximum(np.linalg.norm(y[words], axis=1), 1e-9))
+    return np.asarray(out)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from training.crema_d import features_dir
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--features", type=Path, default=cache_dir() / "crema-d-features")
+    parser.add_argument("--features", type=Path, default=features_dir(cache_dir(), 0),
+                        help="CREMA-D features folder (default: the shipped recipe's, states kept from transcription)")
+    parser.add_argument("--against", type=Path, default=None,
+                        help="another folder of the same clips: print how far its word states are from these")
     parser.add_argument("--no-emodb", action="store_true", help="skip the EmoDB cross-corpus check")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.against is not None:
+        rel = state_differences(args.features, args.against)
+        print(f"word states, {args.features.name} against {args.against.name}: {len(rel)} words; relative "
+              f"difference median {np.median(rel):.3f}, quartiles {np.quantile(rel, 0.25):.3f} / "
+              f"{np.quantile(rel, 0.75):.3f}; under 0.05 for {100 * np.mean(rel < 0.05):.1f} % of words")
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler

@@ -13,10 +13,11 @@ decoding up and stops Whisper from inventing words in long pauses.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +28,8 @@ from extractors.records import Segment, Transcript, Word
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
+
+    from extractors.voice_states import StatesFromTranscription
 
 __all__ = ["AsrOptions", "LanguageGuess", "Transcriber", "chunk_bounds"]
 
@@ -103,6 +106,65 @@ def chunk_bounds(audio: np.ndarray, chunk_s: float, search_s: float = 10.0) -> l
         start = cut
     bounds.append((start, len(audio)))
     return bounds
+
+
+def _joined(audio: np.ndarray, speech: list[dict[str, int]]) -> np.ndarray:
+    """The speech chunks of ``audio`` joined end to end, as faster-whisper's own VAD filter joins them."""
+    from faster_whisper.vad import collect_chunks
+
+    return np.concatenate(collect_chunks(audio, speech)[0], axis=0)
+
+
+def _restore_speech_times(segments: Iterable[Any], speech: list[dict[str, int]]) -> Iterator[Any]:
+    """Segments and words timed in the joined speech, moved back to the piece's own clock (as faster-whisper does)."""
+    from faster_whisper.transcribe import restore_speech_timestamps
+
+    return iter(restore_speech_timestamps(segments, speech, SAMPLE_RATE_HZ))
+
+
+class _Windows:
+    """Remembers the encoder output of the last 30 s window and passes each window that gave a segment on."""
+
+    def __init__(self, states: StatesFromTranscription | None) -> None:
+        self._states = states
+        self.last: np.ndarray | None = None
+        self._seen: set[int] = set()
+
+    def segment(self, seek_frames: int) -> None:
+        if self._states is None or seek_frames in self._seen or self.last is None:
+            return
+        self._seen.add(seek_frames)
+        self._states.window(seek_frames / _MEL_FRAMES_PER_S, self.last)
+
+
+#: Whisper's mel frames per second (a 10 ms hop): the unit of a segment's ``seek``.
+_MEL_FRAMES_PER_S = 100.0
+
+
+@contextmanager
+def _keeping_encoder_output(model: WhisperModel, states: StatesFromTranscription | None) -> Iterator[_Windows]:
+    """While it lasts, ``model.encode`` also keeps a float32 copy of what it returns (when states are wanted).
+
+    faster-whisper decodes a window's segments right after encoding it and encodes the next
+    window only when asked for more segments, so when a segment arrives the last output kept is
+    its window's.
+    """
+    windows = _Windows(states)
+    if states is None:
+        yield windows
+        return
+    encode = type(model).encode
+
+    def keeping(features: np.ndarray) -> Any:
+        output = encode(model, features)
+        windows.last = np.array(output, dtype=np.float32)[0]
+        return output
+
+    model.encode = keeping  # type: ignore[method-assign]
+    try:
+        yield windows
+    finally:
+        del model.encode
 
 
 def _load_whisper(folder: Path, options: AsrOptions) -> WhisperModel:
@@ -195,11 +257,21 @@ class Transcriber:
         english = dict(every or ()).get("en", 1.0 if language == "en" else 0.0)
         return LanguageGuess(language, float(probability), float(english))
 
+    def _speech(self, audio: np.ndarray) -> list[dict[str, int]] | None:
+        """Where Silero VAD hears speech in ``audio`` (sample spans), as faster-whisper's own
+        ``vad_filter`` finds it; None when the options skip the VAD."""
+        if not self.options.vad_filter:
+            return None
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        return get_speech_timestamps(audio, VadOptions(min_silence_duration_ms=self.options.min_silence_ms))
+
     def transcribe(
         self,
         audio: np.ndarray,
         progress: Callable[[float], None] | None = None,
         language: str | None = None,
+        states: StatesFromTranscription | None = None,
     ) -> Transcript:
         """Recognise the words of ``audio`` with their timings.
 
@@ -208,6 +280,9 @@ class Transcriber:
             progress: Called with the seconds of audio decoded so far.
             language: Language to decode in (e.g. from ``identify_language``); None uses
                 the options' language, or lets a multilingual model detect it.
+            states: Given, it receives the speech chunks and the encoder output of every
+                window Whisper decoded words from, which makes the voice states without a
+                second encoder pass (``extractors.voice_states.StatesFromTranscription``).
 
         Returns:
             The transcript; it has no segments when there is no speech.
@@ -223,28 +298,35 @@ class Transcriber:
         info = None
         for start, end in chunk_bounds(audio, self.options.chunk_s):
             offset_s = start / SAMPLE_RATE_HZ
-            segments_iter, info = self._model.transcribe(
-                audio[start:end],
-                language=language or (info.language if info is not None else None),
-                beam_size=self.options.beam_size,
-                temperature=list(self.options.temperatures),
-                word_timestamps=True,
-                vad_filter=self.options.vad_filter,
-                vad_parameters={"min_silence_duration_ms": self.options.min_silence_ms},
-                condition_on_previous_text=False,
-            )
-            for seg in segments_iter:
-                words = tuple(
-                    Word(w.word.strip(), offset_s + float(w.start), offset_s + max(float(w.end), float(w.start)),
-                         float(w.probability))
-                    for w in (seg.words or ())
-                    if w.word.strip()
+            piece = audio[start:end]
+            speech = self._speech(piece)
+            if states is not None:
+                states.piece(start, end, speech)
+            with _keeping_encoder_output(self._model, states) as windows:
+                segments_iter, info = self._model.transcribe(
+                    piece if speech is None else _joined(piece, speech),
+                    language=language or (info.language if info is not None else None),
+                    beam_size=self.options.beam_size,
+                    temperature=list(self.options.temperatures),
+                    word_timestamps=True,
+                    vad_filter=False,  # done above, so that the encoder's windows can be placed in the file
+                    condition_on_previous_text=False,
                 )
-                if words:
-                    segments.append(Segment(offset_s + float(seg.start), offset_s + float(seg.end),
-                                            seg.text.strip(), words))
-                if progress is not None:
-                    progress(min(offset_s + float(seg.end), duration_s))
+                if speech:
+                    segments_iter = _restore_speech_times(segments_iter, speech)
+                for seg in segments_iter:
+                    windows.segment(seg.seek)  # the window it came from was the last one encoded
+                    words = tuple(
+                        Word(w.word.strip(), offset_s + float(w.start), offset_s + max(float(w.end), float(w.start)),
+                             float(w.probability))
+                        for w in (seg.words or ())
+                        if w.word.strip()
+                    )
+                    if words:
+                        segments.append(Segment(offset_s + float(seg.start), offset_s + float(seg.end),
+                                                seg.text.strip(), words))
+                    if progress is not None:
+                        progress(min(offset_s + float(seg.end), duration_s))
         if progress is not None:
             progress(duration_s)
         log.debug("ASR %s: %d segments, language %s (p=%.2f)", self.options.model, len(segments),

@@ -4,14 +4,20 @@ Why: the 34 COVAREP-style descriptors (``extractors.voice``) carry pitch, energy
 but on acted emotional speech from unseen speakers a linear read-out of their clip means
 separates happy from negative voices far less well than the same read-out of Whisper's
 encoder states (team feasibility on CREMA-D: AUC 68.9 against 87.1 on held-out actors).
-The encoder is already installed and loaded for transcription, so its states cost one
-encoder pass per 30 s of audio and no new package.
+The encoder runs inside transcription anyway, so the states cost no new package and, when
+the transcribing model is the states' model (the default), no second pass either:
+``StatesFromTranscription`` keeps the output of every window Whisper encoded while it
+transcribed (its speech only, the VAD's silences removed). That second pass had cost about a
+third of Whisper's own time (11 of 27 CPU-seconds on 10 minutes of speech).
 
 The states come from one fixed model (``VoiceStatesOptions.model``, default Whisper
 ``tiny.en``: 384 values a frame) whatever model transcribes, because weights trained on
-one model's states cannot read another's. Whisper's encoder only takes 30 s windows
-(shorter audio is zero-padded, as Whisper itself does), so audio is read in consecutive
-30 s windows and only the frames that cover real audio are kept.
+one model's states cannot read another's. When another model transcribes (``--asr base``),
+``VoiceStates.extract`` runs that model's encoder over the file: Whisper's encoder only
+takes 30 s windows (shorter audio is zero-padded, as Whisper itself does), so audio is read
+in consecutive 30 s windows and only the frames that cover real audio are kept. The two
+sources give different states (the windows start elsewhere): weights read the ones they were
+trained on (``training.crema_d.STATES_SOURCES``), and from miar-v6 that is the transcription's.
 
 ``combine`` puts the states beside the descriptors on the descriptors' 100 Hz clock (each
 20 ms state covers two 10 ms frames), so alignment, pooling per word and the model see
@@ -21,10 +27,10 @@ one audio track; its columns are ``voice.COLUMNS + STATE_COLUMNS``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,8 +40,9 @@ from extractors.records import FeatureTrack
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
-__all__ = ["VoiceStatesOptions", "VoiceStates", "STATE_COLUMNS", "STATES_RATE_HZ", "WINDOW_S", "combine",
-           "audio_columns", "has_states"]
+__all__ = ["VoiceStatesOptions", "VoiceStates", "StatesFromTranscription", "STATE_COLUMNS", "states_source",
+           "states_kept_from_transcription",
+           "STATES_RATE_HZ", "WINDOW_S", "combine", "audio_columns", "has_states"]
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +66,34 @@ class VoiceStatesOptions:
             know only the descriptors switch them off when loaded).
         model: Whisper model whose encoder is read; its width must be ``STATE_WIDTH``.
         batch_windows: 30 s windows encoded per call (memory stays flat in file length).
+        kept: Keep the states from Whisper's own transcription pass when it transcribes with
+            ``model`` (``StatesFromTranscription``, what weights from miar-v6 on were trained on);
+            False always runs the second pass (``VoiceStates.extract``), which earlier weights read
+            (set from the weights when they are loaded: ``states_kept_from_transcription``).
     """
 
     enabled: bool = True
     model: str = "tiny.en"
     batch_windows: int = 4
+    kept: bool = True
+
+
+def states_source(asr_model: str, options: VoiceStatesOptions) -> str | None:
+    """Where the pipeline's states come from, as features manifests record it: Whisper's own
+    transcription pass when it transcribes with ``options.model`` and the options keep them
+    (``StatesFromTranscription``), else a second pass of that model over the file
+    (``VoiceStates.extract``); None without states."""
+    if not options.enabled:
+        return None
+    return "transcription pass" if options.kept and asr_model == options.model else "second pass"
+
+
+def states_kept_from_transcription(weights_config: Mapping[str, Any]) -> bool:
+    """Whether weights were trained on states kept from Whisper's transcription pass (miar-v6 on),
+    by the CREMA-D features their training read (``TrainOptions.crema_d_states``), rather than on
+    those of a second pass (earlier weights, whose recipe has no such option)."""
+    options = (weights_config.get("training") or {}).get("options") or {}
+    return options.get("crema_d_states", "second pass") == "transcription pass"
 
 
 def has_states(columns: Iterable[str] | None) -> bool:
@@ -88,6 +118,12 @@ class VoiceStates:
     def __init__(self, whisper: WhisperModel, options: VoiceStatesOptions = VoiceStatesOptions()) -> None:
         self._whisper = whisper
         self.options = options
+
+    def kept_from(self, whisper: WhisperModel) -> bool:
+        """True when the states are to be kept from ``whisper``'s transcription pass
+        (``StatesFromTranscription``) rather than made by ``extract``'s second encoder pass: the
+        options keep them and ``whisper`` is the states' own model."""
+        return self.options.kept and self._whisper is whisper
 
     @classmethod
     def load(cls, options: VoiceStatesOptions, cache_dir: Path, compute_type: str = "int8",
@@ -129,6 +165,80 @@ class VoiceStates:
         times = (np.arange(len(values)) + 0.5) / STATES_RATE_HZ
         return FeatureTrack("voice_states", times, values, STATE_COLUMNS, np.ones(len(values), bool),
                             STATES_RATE_HZ)
+
+
+class StatesFromTranscription:
+    """Whisper's encoder states as its own transcription computed them, on the file's 50 Hz clock.
+
+    Why: ``VoiceStates.extract`` runs the encoder a second time over audio that transcription
+    has just encoded (about 11 CPU-seconds per 10 minutes of speech, a third of Whisper's own
+    cost). ``extractors.transcript.Transcriber.transcribe`` hands this object each piece's speech
+    chunks and each 30 s window's encoder output instead.
+
+    What the states are: Whisper encodes the speech only (Silero VAD removes the silences and
+    joins the speech chunks, and ``chunk_s`` pieces split long files) in 30 s windows that start
+    where the previous window's last word ended. A frame of the file takes its state from the
+    last window that starts at or before it (the window its words were decoded from), at the
+    frame's place in the joined speech. A frame in a removed silence is placed as faster-whisper
+    places a word there: with the offset of the speech chunk before it. Frames of a piece without
+    speech, or before its first window, stay zero; no word lies there.
+
+    On a clip shorter than 30 s whose speech the VAD keeps whole (the training clips), these are
+    the states ``VoiceStates.extract`` computes, up to the last mel frame, which Whisper's
+    transcription leaves out (``tests/test_voice_states.py`` measures the difference).
+    """
+
+    def __init__(self, n_samples: int) -> None:
+        per_frame = int(_SAMPLE_RATE_HZ / STATES_RATE_HZ)
+        self._n_samples = int(n_samples)
+        self._values = np.zeros((-(-self._n_samples // per_frame), STATE_WIDTH), np.float32)
+        self._centres_s = (np.arange(len(self._values)) + 0.5) / STATES_RATE_HZ
+        self._frames = np.zeros(0, np.int64)  # the current piece's frames of the file
+        self._heard_s = np.zeros(0)  # and their times in the piece's joined speech
+        self.windows = 0  # windows placed so far
+
+    def piece(self, start_sample: int, end_sample: int, speech: list[dict[str, int]] | None) -> None:
+        """A piece of the file is about to be transcribed.
+
+        Args:
+            start_sample, end_sample: The piece, in samples of the file.
+            speech: Its speech chunks (``{"start", "end"}`` in samples of the piece) as the
+                VAD kept them, in order; None when the whole piece is heard as it is.
+        """
+        lo, hi = start_sample / _SAMPLE_RATE_HZ, end_sample / _SAMPLE_RATE_HZ
+        self._frames = np.flatnonzero((self._centres_s >= lo) & (self._centres_s < hi))
+        t = self._centres_s[self._frames] - lo
+        if speech is None:
+            self._heard_s = t
+            return
+        if not speech:
+            self._frames, self._heard_s = np.zeros(0, np.int64), np.zeros(0)
+            return
+        starts = np.array([c["start"] for c in speech], np.float64) / _SAMPLE_RATE_HZ
+        lengths = np.array([c["end"] - c["start"] for c in speech], np.float64) / _SAMPLE_RATE_HZ
+        joined_starts = np.concatenate([[0.0], np.cumsum(lengths)[:-1]])
+        chunk = np.clip(np.searchsorted(starts, t, side="right") - 1, 0, len(starts) - 1)
+        self._heard_s = np.maximum(0.0, t - (starts[chunk] - joined_starts[chunk]))
+
+    def window(self, start_s: float, states: np.ndarray) -> None:
+        """One 30 s window's encoder output: it starts ``start_s`` into the piece's joined speech.
+
+        Windows come in the order Whisper decodes them (later starts last), so each overwrites
+        the frames from its start on.
+        """
+        states = np.asarray(states, np.float32).reshape(-1, np.shape(states)[-1])
+        if states.shape[-1] != STATE_WIDTH:
+            raise ValueError(f"the transcribing Whisper gives {states.shape[-1]}-wide encoder states, the voice "
+                             f"states are {STATE_WIDTH} wide (use tiny.en)")
+        self.windows += 1
+        index = np.floor((self._heard_s - start_s) * STATES_RATE_HZ + 1e-6).astype(np.int64)
+        inside = (index >= 0) & (index < len(states))
+        self._values[self._frames[inside]] = states[index[inside]]
+
+    def track(self) -> FeatureTrack:
+        """The "voice_states" track (as ``VoiceStates.extract`` returns it) once the file is transcribed."""
+        return FeatureTrack("voice_states", self._centres_s.copy(), self._values, STATE_COLUMNS,
+                            np.ones(len(self._values), bool), STATES_RATE_HZ)
 
 
 def combine(voice: FeatureTrack, states: FeatureTrack) -> FeatureTrack:

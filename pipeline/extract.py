@@ -36,6 +36,7 @@ import glob
 import logging
 import math
 import multiprocessing
+import multiprocessing.util
 import os
 import stat
 import zipfile
@@ -50,7 +51,7 @@ import numpy as np
 from extractors import face as face_mod
 from extractors.errors import ExtractionError
 from extractors.text import TEXT_EXTRACTOR_VERSION, TextEncoder, TextOptions, normalise_text
-from extractors.voice_states import audio_columns
+from extractors.voice_states import audio_columns, states_source
 from model.feature_store import (
     LABEL_FILE,
     MANIFEST_FILE,
@@ -360,9 +361,15 @@ def _init_worker(config: PipelineConfig, language: str) -> None:
     initializer breaks the pool with a traceback per worker)."""
     global _WORKER, _WORKER_SETUP_ERROR
     try:
-        _WORKER = (Models.load(config, parts=EXTRACT_PARTS), config, language)
+        models = Models.load(config, parts=EXTRACT_PARTS)
     except USER_ERRORS as e:
         _WORKER_SETUP_ERROR = _one_line(e)
+        return
+    _WORKER = (models, config, language)
+    # Released when the pool lets the worker go, while its threads still run: left to garbage
+    # collection at exit (or to atexit, which runs after the interpreter's thread pools have shut
+    # down), MediaPipe's landmarker cannot close and prints a traceback.
+    multiprocessing.util.Finalize(None, models.close, exitpriority=10)
 
 
 def _extract_one(job: tuple[ClipSpec, Path, Path]) -> tuple[str, str, bool]:
@@ -499,6 +506,7 @@ def _write_manifest(dataset: Path, out: Path, specs: Sequence[ClipSpec], done: s
         "asr_model": config.asr.model,
         "frame_fps": config.media.frame_fps,
         "audio_columns": list(audio_columns(config.voice_states.enabled)),
+        "voice_states_source": states_source(config.asr.model, config.voice_states),
         "vision_columns": list(face_mod.COLUMNS),
         "text_source": "ASR words (what inference sees); label.csv text stored as label_text",
         "counts": {s: len(v) for s, v in by_split.items()},

@@ -37,7 +37,7 @@ from extractors.records import FeatureTrack, Frame, Media, TokenFeatures
 from extractors.text import TextEncoder, normalise_text
 from extractors.transcript import LanguageGuess
 from extractors.voice import extract_voice
-from extractors.voice_states import combine
+from extractors.voice_states import StatesFromTranscription, combine
 from pipeline.align import align_utterance, spread_to_tokens
 from pipeline.config import PipelineConfig
 from pipeline.errors import UnsupportedLanguageError
@@ -128,6 +128,12 @@ def featurize(
     # in native code that releases the GIL, so on 2 cores a video costs about
     # max(ASR, face) instead of their sum.
     with _FaceJob(media, config, models, lambda done: report("face", done, total)) as face_job:
+        # Whisper's pass keeps its encoder states when they can be the voice states (the weights
+        # that read them, miar-v6 on, are known only once loaded: ASR does not wait for them).
+        # A second encoder pass cost a third of Whisper's time.
+        states_options = config.voice_states
+        kept = (StatesFromTranscription(len(audio)) if states_options.enabled and states_options.kept
+                and transcriber.options.model == states_options.model else None)
         with _timed(seconds, "asr"):
             # Speech that is not English is not scored: the text model reads English, and an
             # English-only recogniser turns other languages into English-sounding nonsense that
@@ -136,7 +142,7 @@ def featurize(
             if guess is not None:
                 _refuse_unless_english(path, guess, None)
             transcript = transcriber.transcribe(
-                audio, lambda done: report("asr", done, total), language or ENGLISH
+                audio, lambda done: report("asr", done, total), language or ENGLISH, states=kept
             )
             if guess is not None:
                 _refuse_unless_english(path, guess, [w.probability for w in transcript.words])
@@ -162,7 +168,8 @@ def featurize(
         with _timed(seconds, "voice"):
             voice = extract_voice(audio, config.media.sample_rate_hz, config.voice)
             if voice_states is not None:  # the weights read Whisper's encoder states too
-                voice = combine(voice, voice_states.extract(audio))
+                keeps = kept is not None and voice_states.kept_from(transcriber.whisper)
+                voice = combine(voice, kept.track() if keeps else voice_states.extract(audio))
         report("voice", total, total)
 
         with _timed(seconds, "face_wait"):

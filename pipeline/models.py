@@ -280,13 +280,14 @@ class _Loader:
             torch.set_num_threads(config.torch_threads)
             self._threads_set = True
         if step == "miar":
-            from extractors.voice_states import has_states
+            from extractors.voice_states import has_states, states_kept_from_transcription
 
             miar = _load_miar(config)
             # The weights decide whether the voice states are computed: weights trained on the
             # descriptors alone (miar-v2) never see them; and how the text is encoded.
             reads_states = has_states(miar.config.get("audio_columns"))
-            self._config = replace(config, voice_states=replace(config.voice_states, enabled=reads_states))
+            self._config = replace(config, voice_states=replace(config.voice_states, enabled=reads_states,
+                                                                kept=states_kept_from_transcription(miar.config)))
             self._text = weights_text_options(miar.config, config.text)
             return miar
         if step == "face":

@@ -68,7 +68,7 @@ def stand_ins(monkeypatch: pytest.MonkeyPatch) -> StandIns:
         def identify_language(self, audio: np.ndarray) -> LanguageGuess:
             return LanguageGuess("en", 1.0, 1.0)
 
-        def transcribe(self, audio: np.ndarray, progress: object, language: str) -> Transcript:
+        def transcribe(self, audio: np.ndarray, progress: object, language: str, states: object = None) -> Transcript:
             made.asr_ran.set()
             return Transcript((), "en", 1.0, len(audio) / 16000, "tiny.en")  # no words: nothing to score
 

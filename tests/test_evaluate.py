@@ -248,7 +248,8 @@ def test_crema_d_features_of_another_depth_are_not_scored(tmp_path, caplog: pyte
 
     with Models.load(PipelineConfig(), parts=("miar",)) as models:
         miar = models.miar
-    folder = crema_d.features_dir(tmp_path, miar.text_layers)
+    folder = ev.crema_d_folder(miar, tmp_path)
+    assert folder == crema_d.features_dir(tmp_path, miar.text_layers, "second pass")  # miar-v5 read those
     folder.mkdir()
     other = 3  # a depth no shipped weights read
     manifest = {"format": FEATURES_FORMAT, "text_encoder": miar.text_encoder, "samples": {"test": []}}

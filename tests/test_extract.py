@@ -21,7 +21,7 @@ import pytest
 from extractors import face as face_mod
 from extractors.voice_states import audio_columns
 from model.schema import MODALITIES
-from storage.locations import shared_data_dir
+from storage.locations import REPO_ROOT, shared_data_dir
 
 GRID = shared_data_dir() / "clips" / "grid"
 #: "bin blue at f two now": short and unpunctuated, so scoring makes it one utterance,
@@ -127,6 +127,7 @@ def test_extract_train_and_score(dataset: tuple[Path, list[list[object]]], tmp_p
     os.umask(umask)
     assert (features / "manifest.json").stat().st_mode & 0o777 == 0o666 & ~umask  # as any new file, not 0600
     assert manifest["audio_columns"] == list(audio_columns(True))  # descriptors + Whisper states, as the weights read
+    assert manifest["voice_states_source"] == "transcription pass"  # kept from Whisper's own pass (tiny.en)
     assert manifest["vision_columns"] == list(face_mod.COLUMNS)
     first = features / manifest["samples"]["train"][0]["file"]
     with np.load(first) as z:
@@ -167,6 +168,25 @@ def test_extract_train_and_score(dataset: tuple[Path, list[list[object]]], tmp_p
 
 
 # --- without models -----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@requires_grid
+def test_extract_with_worker_processes_ends_quietly(dataset: tuple[Path, list[list[object]]], tmp_path: Path):
+    """Each worker releases its models before its interpreter goes: stderr holds no traceback of a
+    landmarker closed by garbage collection at exit (MediaPipe's ``__del__``), and the exit code is 0."""
+    import subprocess
+    import sys
+
+    root, rows = dataset
+    _write_labels(root, rows[:2])
+    features = tmp_path / "features"
+    done = subprocess.run([sys.executable, "-m", "pipeline", "extract", "--dataset", str(root), "--out",
+                           str(features), "--workers", "2", "-q"], capture_output=True, text=True, timeout=600,
+                          cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr[-2000:]
+    assert json.loads((features / "manifest.json").read_text())["counts"] == {"train": 2, "valid": 0, "test": 0}
 
 
 def test_models_load_refuses_unknown_parts():

@@ -540,27 +540,37 @@ def test_new_sampling_options_are_checked_and_leave_cached_runs_found() -> None:
     assert options_key(replace(v3, polarity_balanced=("crema_d",))) != options_key(v3)
 
 
-def test_the_four_layer_ablation_is_miar_v4_itself() -> None:
-    """The shipped recipe with miar-v4's reader is miar-v4's config to the key, so its three cached seeds are read
-    rather than trained again (and the ablation row is the previous release)."""
+def test_the_release_ablations_are_the_releases_themselves() -> None:
+    """The shipped recipe with miar-v4's reader (or miar-v5's voice states) is miar-v4's (miar-v5's) config to
+    the key, so their three cached seeds are read rather than trained again (the rows are the earlier releases)."""
     from training.loop import options_key
 
-    v4 = TrainOptions.from_json(REPO_ROOT / "training" / "configs" / "miar-v4.json")
-    variant = _variant_options(DEFAULT_CONFIG, ABLATIONS["4 text layers tuned (miar-v4)"][1], v4.seed, None)
-    assert options_key(variant) == options_key(v4)
-    assert options_key(TrainOptions.from_json(DEFAULT_CONFIG)) != options_key(v4)
+    for release, name in (("miar-v4", "4 text layers tuned (miar-v4)"),
+                          ("miar-v5", "voice states from a second pass (miar-v5)")):
+        config = TrainOptions.from_json(REPO_ROOT / "training" / "configs" / f"{release}.json")
+        variant = _variant_options(DEFAULT_CONFIG, ABLATIONS[name][1], config.seed, None)
+        assert options_key(variant) == options_key(config), name
+        assert options_key(TrainOptions.from_json(DEFAULT_CONFIG)) != options_key(config)
 
 
 def test_crema_d_features_are_kept_per_text_depth_and_derived_from_another(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """One folder per text depth (miar-v4's keeps its plain name); a recipe of a new depth gets its folder by
+    """One folder per text depth and states source; a recipe of a new depth gets its folder by
     encoding the text of an existing one again, never by running Whisper over the clips a second time."""
     import pipeline.extract
     from training import crema_d
 
-    assert crema_d.features_dir(tmp_path) == crema_d.features_dir(tmp_path, 2) == tmp_path / "crema-d-features"
-    assert crema_d.features_dir(tmp_path, 0).name == "crema-d-features-layers-0"
-    assert crema_d.features_dir(tmp_path, None).name == "crema-d-features-layers-all"
+    assert crema_d.features_dir(tmp_path) == crema_d.features_dir(tmp_path, 2) == \
+        tmp_path / "crema-d-features-asr-states-layers-2"
+    assert crema_d.features_dir(tmp_path, 0).name == "crema-d-features-asr-states-layers-0"
+    assert crema_d.features_dir(tmp_path, None).name == "crema-d-features-asr-states-layers-all"
+    # the folders up to miar-v5 (voice states from a second encoder pass) keep their names, apart
+    assert crema_d.features_dir(tmp_path, 2, "second pass") == tmp_path / "crema-d-features"
+    assert crema_d.features_dir(tmp_path, 0, "second pass").name == "crema-d-features-layers-0"
+    with pytest.raises(ValueError, match="one of"):
+        crema_d.features_dir(tmp_path, 0, "third pass")
+    with pytest.raises(ValueError, match="can no longer be made"):  # the pipeline computes only the new kind
+        crema_d.extract(cache=tmp_path, config=REPO_ROOT / "training" / "configs" / "miar-v5.json")
     existing = crema_d.features_dir(tmp_path, 2)
     existing.mkdir()
     (existing / "manifest.json").write_text("{}")
@@ -568,6 +578,6 @@ def test_crema_d_features_are_kept_per_text_depth_and_derived_from_another(tmp_p
     monkeypatch.setattr(pipeline.extract, "reencode_text", lambda source, out, text: calls.append((source, out, text))
                         or pipeline.extract.ExtractSummary(0, 0, (), out / "manifest.json"))
     monkeypatch.setattr(crema_d, "build_dataset", lambda *a: pytest.fail("the clips were extracted again"))
-    config = REPO_ROOT / "training" / "configs" / "miar-v5.json"
+    config = REPO_ROOT / "training" / "configs" / "miar-v6.json"
     assert crema_d.extract(cache=tmp_path, config=config) == crema_d.features_dir(tmp_path, 0)
     assert [(s, o, t.layers) for s, o, t in calls] == [(existing, crema_d.features_dir(tmp_path, 0), 0)]

@@ -127,7 +127,7 @@ def load_training_data(options: TrainOptions, shared: Path | None = None, cache:
             dev_labels = np.concatenate([dev_labels, mosei["valid"].labels])
             dev_name = "MOSI dev + MOSEI valid"
         if "crema_d" in options.sources:
-            folder = crema_d.features_dir(cache, options.text.layers)
+            folder = crema_d.features_dir(cache, options.text.layers, options.crema_d_states)
             _check_features(folder, options, with_states)
             samples["crema_d"], labels["crema_d"], _ = load_split(folder, "train")
             classes["crema_d"] = np.full(len(samples["crema_d"]), NO_CLASS, np.int64)

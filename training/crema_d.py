@@ -1,6 +1,6 @@
 """CREMA-D (acted English emotional speech) as a training source, through the product's stage sequence.
 
-    python -m training.crema_d [--config C] [--out FEATURES_DIR]   # resumable; cached under $MIAR_CACHE
+    python -m training.crema_d [--config C] [--out FEATURES_DIR] [--workers N]   # resumable; under $MIAR_CACHE
 
 Why this source: its 12 sentences are semantically neutral and each is spoken by every actor
 in six emotions, so the sentiment of a clip lives in the voice alone. Trained on it, the
@@ -43,7 +43,8 @@ from storage import locations
 from storage.files import write_text_atomic
 
 __all__ = ["VOICE_VALENCE", "EMOTION_CODES", "CLIPS_PER_EMOTION", "CremaClip", "clip_valence", "actor_split",
-           "read_crema_d", "build_dataset", "extract", "features_dir", "FIRST_TEXT_LAYERS"]
+           "read_crema_d", "build_dataset", "extract", "features_dir", "FIRST_TEXT_LAYERS",
+           "STATES_SOURCES", "CURRENT_STATES"]
 
 log = logging.getLogger(__name__)
 
@@ -146,22 +147,35 @@ def build_dataset(clips: list[CremaClip], dataset: Path, shared: Path | None = N
 
 #: The depth the first CREMA-D features were made at (miar-v4's): their folder keeps the plain name.
 FIRST_TEXT_LAYERS = 2
+#: Where a features folder's voice states came from (``TrainOptions.crema_d_states``): a second
+#: encoder pass over each clip (the folders up to miar-v5), or Whisper's own transcription pass
+#: (``extractors.voice_states.StatesFromTranscription``, what the pipeline computes now). The
+#: two kinds live in separate folders and are never mixed.
+STATES_SOURCES = ("second pass", "transcription pass")
+#: What ``extract`` makes now: the pipeline's states.
+CURRENT_STATES = "transcription pass"
 
 
-def features_dir(cache: Path | None = None, text_layers: int | None = FIRST_TEXT_LAYERS) -> Path:
-    """Where the CREMA-D features whose text stops after ``text_layers`` encoder layers live (under the cache).
+def features_dir(cache: Path | None = None, text_layers: int | None = FIRST_TEXT_LAYERS,
+                 states: str = CURRENT_STATES) -> Path:
+    """Where the CREMA-D features whose text stops after ``text_layers`` encoder layers and whose
+    voice states come from ``states`` live (under the cache).
 
-    One folder per depth, since weights that tune more of the encoder read shallower text rows;
-    None is every layer.
+    One folder per depth, since weights that tune more of the encoder read shallower text rows
+    (None is every layer), and per states source.
     """
-    root = (cache or locations.cache_dir()) / "crema-d-features"
-    if text_layers == FIRST_TEXT_LAYERS:
-        return root
-    return root.with_name(f"{root.name}-layers-{'all' if text_layers is None else text_layers}")
+    if states not in STATES_SOURCES:
+        raise ValueError(f"CREMA-D voice states {states!r}: one of {STATES_SOURCES}")
+    depth = "all" if text_layers is None else text_layers
+    cache = cache or locations.cache_dir()
+    if states == "transcription pass":
+        return cache / f"crema-d-features-asr-states-layers-{depth}"
+    root = cache / "crema-d-features"
+    return root if text_layers == FIRST_TEXT_LAYERS else root.with_name(f"{root.name}-layers-{depth}")
 
 
 def extract(out: Path | None = None, shared: Path | None = None, cache: Path | None = None,
-            config: Path | None = None) -> Path:
+            config: Path | None = None, workers: int = 1) -> Path:
     """Extract the sampled CREMA-D clips into a features folder (resumable); returns the folder.
 
     The text features stop where the recipe's fine-tuned layers start (``text.layers`` of
@@ -174,6 +188,9 @@ def extract(out: Path | None = None, shared: Path | None = None, cache: Path | N
     from training.loop import TrainOptions
 
     options = TrainOptions.from_json(config or locations.DEFAULT_TRAINING_CONFIG)
+    if options.crema_d_states != CURRENT_STATES:
+        raise ValueError(f"{config}: its CREMA-D voice states come from the {options.crema_d_states}, the pipeline "
+                         f"now keeps them from the {CURRENT_STATES}; such features can no longer be made")
     out = out or features_dir(cache, options.text.layers)
     others = [features_dir(cache, n) for n in (FIRST_TEXT_LAYERS, 0, None) if n != options.text.layers]
     source = next((f for f in others if (f / "manifest.json").is_file()), None)
@@ -184,7 +201,7 @@ def extract(out: Path | None = None, shared: Path | None = None, cache: Path | N
         return out
     dataset = build_dataset(read_crema_d(shared), (cache or locations.cache_dir()) / "crema-d-dataset", shared)
     pipeline_config = replace(PipelineConfig(), text=options.text)
-    summary = extract_dataset(dataset, out, pipeline_config, ExtractOptions(language="en"))
+    summary = extract_dataset(dataset, out, pipeline_config, ExtractOptions(workers=workers, language="en"))
     log.info("CREMA-D: %d extracted, %d already done, %d failed -> %s", summary.extracted, summary.skipped,
              len(summary.failures), out)
     return out
@@ -197,9 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=None,
                         help="training config whose text options the features follow (default the shipped one)")
     parser.add_argument("--shared", type=Path, default=None, help="team data (default $MIAR_SHARED or ../shared)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes, each loading the models once")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    extract(args.out, args.shared, config=args.config)
+    extract(args.out, args.shared, config=args.config, workers=max(1, args.workers))
     return 0
 
 

@@ -14,7 +14,7 @@
   and MOSEI valid rows labelled exactly 0, VADER held-out rows with |label| <= 0.25
   (``baselines.VADER_NEUTRAL``); recall (share of neutral rows scored neutral) and precision
   (share of rows scored neutral that are rated neutral), pooled and per set.
-- ``--seeds 0,1,2``: trains the config (``--config``, default training/configs/miar-v5.json)
+- ``--seeds 0,1,2``: trains the config (``--config``, default training/configs/miar-v6.json)
   once per seed with the one training loop into ``<cache>/runs/`` (reused when present),
   then prints mean ± std.
 - ``--ablations``: the same for the variants of ``ABLATIONS`` (the shipped config with one change), at
@@ -136,26 +136,38 @@ WITHOUT_CREMA_D: dict[str, Any] = {
     "sources": ("mosi", "mosei", "vader", "sst5", "sst5_phrases", "meld", "taiwan", "muxspace"),
     "neutral_voice_rate": 0.0, "neutral_text_dropout": None, "polarity_balanced": (), "modality_dropout": 0.0,
 }
+#: The releases up to miar-v5 read CREMA-D voice states from a second encoder pass: the variants
+#: measured against miar-v5 keep them, so their cached runs are read, not trained again.
+SECOND_PASS: dict[str, Any] = {"crema_d_states": "second pass"}
 #: Ablation variants: name -> (description, overrides of TrainOptions fields; "dims"/"text" merge).
 #: Each is the shipped config with one change.
 ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
-    "shipped (miar-v5)": ("the config as is", {}),
+    "shipped (miar-v6)": ("the config as is", {}),
+    "voice states from a second pass (miar-v5)": (
+        "CREMA-D's voice states from a second encoder pass over each clip, as miar-v5 was trained (issue 19: the "
+        "states kept from Whisper's own pass instead, so that inference does not encode the audio twice)",
+        SECOND_PASS),
     "4 text layers tuned (miar-v4)": (
         "the top 4 MiniLM layers fine-tuned over the extractor's states after layer 2, as in miar-v4 (issue 21: "
-        "more tuned layers, measured both ways)", {"text": {"layers": 2}, "dims": {"text_tune_layers": 4}}),
-    "without SST phrases": ("the SST phrase source left out (issue: phrase-level supervision, with/without)",
-                            {"sources": ("mosi", "mosei", "vader", "sst5", "meld", "crema_d", "taiwan",
-                                         "muxspace")}),
+        "more tuned layers, measured both ways)",
+        {**SECOND_PASS, "text": {"layers": 2}, "dims": {"text_tune_layers": 4}}),
+    "without SST phrases": ("the SST phrase source left out, with miar-v5's voice states (issue 21: phrase-level "
+                            "supervision, with/without)",
+                            {**SECOND_PASS, "sources": ("mosi", "mosei", "vader", "sst5", "meld", "crema_d", "taiwan",
+                                                        "muxspace")}),
     "SST phrases at 0.20 of each batch": (
-        "the treebank's phrase labels (composition, negation) drawn 2.5 times as often, the share taken from MOSEI "
-        "(issue 21: does more phrase supervision move negation once every layer is tuned?)",
-        {"source_weights": {"mosi": 0.13, "mosei": 0.18, "vader": 0.15, "sst5": 0.06, "sst5_phrases": 0.20,
-                            "meld": 0.05, "crema_d": 0.16, "taiwan": 0.04, "muxspace": 0.03}}),
-    "without CREMA-D": ("the CREMA-D source left out, with the options that act on it", WITHOUT_CREMA_D),
+        "the treebank's phrase labels (composition, negation) drawn 2.5 times as often, the share taken from MOSEI, "
+        "with miar-v5's voice states (issue 21: does more phrase supervision move negation once every layer is tuned?)",
+        {**SECOND_PASS, "source_weights": {"mosi": 0.13, "mosei": 0.18, "vader": 0.15, "sst5": 0.06,
+                                           "sst5_phrases": 0.20, "meld": 0.05, "crema_d": 0.16, "taiwan": 0.04,
+                                           "muxspace": 0.03}}),
+    # Without CREMA-D its states are never read; the option stays at miar-v5's so the cached runs are found.
+    "without CREMA-D": ("the CREMA-D source left out, with the options that act on it",
+                        {**SECOND_PASS, **WITHOUT_CREMA_D}),
     "4 text layers tuned without CREMA-D": (
         "miar-v4's reader without CREMA-D: read against 'without CREMA-D' (how the tuned depth was first "
         "measured, before CREMA-D's features were made at depth 0)",
-        {**WITHOUT_CREMA_D, "text": {"layers": 2}, "dims": {"text_tune_layers": 4}}),
+        {**SECOND_PASS, **WITHOUT_CREMA_D, "text": {"layers": 2}, "dims": {"text_tune_layers": 4}}),
 }
 #: Variants scored on MOSI test only (their encoder's features for the other text sets are not cached).
 MOSI_ONLY_EVAL: frozenset[str] = frozenset()
@@ -228,17 +240,20 @@ def text_set_scores(held: dict[str, tuple[TextCorpus, np.ndarray | None]],
 
 def _evaluate(
     weights: Path, shared: Path | None, cache: Path | None, text_sets: tuple[str, ...],
+    crema_d_states: str | None = None,
 ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """Scores of a weights folder and its text predictions per held-out text set."""
     shared = shared or shared_dir()
     config = _models_config(Path(weights))
     with Models.load(config, parts=("text", "miar")) as models:
         assert models.text_encoder is not None and models.miar is not None
-        return _scores(models.miar, models.text_encoder, config.text.max_tokens, shared, cache, text_sets)
+        return _scores(models.miar, models.text_encoder, config.text.max_tokens, shared, cache, text_sets,
+                       crema_d_states)
 
 
 def evaluate_weights(
     weights: Path, shared: Path | None = None, cache: Path | None = None, text_sets: tuple[str, ...] = TEXT_SETS,
+    crema_d_states: str | None = None,
 ) -> dict[str, float]:
     """Every held-out score of a weights folder (keys of ``COLUMNS`` and ``NEUTRAL_COLUMNS``; NaN or absent
     where the modality was never trained or the set not asked for).
@@ -248,15 +263,19 @@ def evaluate_weights(
         shared: Team data.
         cache: Feature cache root.
         text_sets: Text held-out sets to score ("mosi" always).
+        crema_d_states: Score CREMA-D on the features whose voice states come from this source
+            (``training.crema_d.STATES_SOURCES``) instead of the one the weights were trained on:
+            how older weights read what the pipeline computes now.
 
     Raises:
         CheckpointError: The weights cannot be loaded.
     """
-    return _evaluate(weights, shared, cache, text_sets)[0]
+    return _evaluate(weights, shared, cache, text_sets, crema_d_states)[0]
 
 
 def _scores(miar: LoadedMiar, encoder: TextEncoder, max_tokens: int, shared: Path, cache: Path | None,
-            text_sets: tuple[str, ...]) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+            text_sets: tuple[str, ...], crema_d_states: str | None = None,
+            ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     held = held_out_text(shared, ("mosi", *(s for s in text_sets if s != "mosi")))
     preds: dict[str, np.ndarray] = {}
     scores: dict[str, float] = {}
@@ -289,10 +308,10 @@ def _scores(miar: LoadedMiar, encoder: TextEncoder, max_tokens: int, shared: Pat
         else:
             scores[f"{name}_corr"] = pearson(pred, held_media.labels)
     if "audio" in miar.modalities:
-        scores.update(crema_d_scores(miar, cache))
+        scores.update(crema_d_scores(miar, cache, states=crema_d_states))
         # the selection actors (ids ending in 3), which choose configs: "sel" columns
         scores.update({f"crema_sel_{k.removeprefix('crema_')}": v
-                       for k, v in crema_d_scores(miar, cache, split="valid").items()
+                       for k, v in crema_d_scores(miar, cache, split="valid", states=crema_d_states).items()
                        if k in ("crema_voice_auc", "crema_voice_balanced", "crema_fused_auc")})
     return scores, preds
 
@@ -301,7 +320,16 @@ def _scores(miar: LoadedMiar, encoder: TextEncoder, max_tokens: int, shared: Pat
 CREMA_HAPPY, CREMA_NEGATIVE, CREMA_NEUTRAL = "HAP", ("ANG", "DIS", "FEA", "SAD"), "NEU"
 
 
-def crema_d_scores(miar: LoadedMiar, cache: Path | None = None, split: str = "test") -> dict[str, float]:
+def crema_d_folder(miar: LoadedMiar, cache: Path | None = None, states: str | None = None) -> Path:
+    """The CREMA-D features folder the weights are scored on: of their text depth, and with the voice
+    states their training read (``TrainOptions.crema_d_states``; weights from before that option read
+    the second pass) unless ``states`` names the other source."""
+    trained = miar.config.get("training", {}).get("options", {}).get("crema_d_states", "second pass")
+    return crema_d.features_dir(cache, miar.text_layers, states or trained)
+
+
+def crema_d_scores(miar: LoadedMiar, cache: Path | None = None, split: str = "test",
+                   states: str | None = None) -> dict[str, float]:
     """Voice and fused readings on the held-out CREMA-D actors (``training.crema_d``: ids that are
     multiples of 5), from the features ``python -m training.crema_d`` made through the stage sequence.
 
@@ -312,7 +340,7 @@ def crema_d_scores(miar: LoadedMiar, cache: Path | None = None, split: str = "te
     score is inside the neutral band. Weights that read the 34 descriptors only get those columns
     (the first 34 of the features). Empty when the features are not there.
     """
-    folder = crema_d.features_dir(cache, miar.text_layers)
+    folder = crema_d_folder(miar, cache, states)
     if not (folder / "manifest.json").is_file():
         log.warning("no CREMA-D features in %s (python -m training.crema_d): CREMA-D not scored", folder)
         return {}
@@ -608,6 +636,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--probes", action="store_true",
                         help="polarity accuracy of --weights (default: shipped) on tests/data/probe_sentences.csv, "
                              "per category, with every miss")
+    parser.add_argument("--crema-d-states", choices=crema_d.STATES_SOURCES, default=None,
+                        help="with --weights: score CREMA-D on features whose voice states come from this pass, not "
+                             "the one the weights trained on (how older weights read what the pipeline computes now)")
     parser.add_argument("--shared", type=Path, default=None, help="team data (default $MIAR_SHARED or ../shared)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     return parser
@@ -640,7 +671,8 @@ def main(argv: list[str] | None = None) -> int:
                                     sets=_names(args.peer_sets), ridge_text=_names(args.ridge_text))
             rows.update({name: [scores] for name, scores in baseline.scores.items()})
         elif args.weights is not None:
-            rows[f"{args.weights.name}"] = [evaluate_weights(args.weights, shared)]
+            name = args.weights.name + (f" (CREMA-D states: {args.crema_d_states})" if args.crema_d_states else "")
+            rows[name] = [evaluate_weights(args.weights, shared, crema_d_states=args.crema_d_states)]
         if args.seeds and not args.ablations:
             rows[f"{args.config.stem} seeds {args.seeds}"] = train_seeds(args.config, seeds, shared=shared)
         if args.ablations:

@@ -188,6 +188,10 @@ class TrainOptions:
             and a voice learned from that draw leans negative, which costs balanced accuracy.
         token_dropout: Share of text tokens masked at random per training sample; > 0 needs
             text. In [0, 1).
+        crema_d_states: Which CREMA-D features folder a recipe with ``crema_d`` reads, by where
+            its voice states came from (``training.crema_d.STATES_SOURCES``): "second pass" (a
+            separate encoder pass over each clip, up to miar-v5) or "transcription pass" (kept
+            from Whisper's own pass, as the pipeline computes them since miar-v6).
         threads: torch CPU threads.
         length_buckets: Batches drawn at once and cut by text length, so a batch pads to
             similar lengths (the fine-tuned text layers cost per padded token); the batches
@@ -215,6 +219,7 @@ class TrainOptions:
     modality_dropout: float = 0.0
     neutral_text_dropout: float | None = None
     polarity_balanced: tuple[str, ...] = ()
+    crema_d_states: str = "second pass"
     token_dropout: float = 0.1
     threads: int = 1
     length_buckets: int = 1
@@ -339,6 +344,8 @@ def option_refusals(
                         "attached by mixing, no source with text and audio or vision together): set modality_dropout 0")
     if options.neutral_text_dropout is not None and not 0 <= options.neutral_text_dropout < 1:
         problems.append("neutral_text_dropout must be in [0, 1) or null")
+    if options.crema_d_states not in ("second pass", "transcription pass"):
+        problems.append(f"crema_d_states {options.crema_d_states!r}: 'second pass' or 'transcription pass'")
     unbalanceable = sorted(set(options.polarity_balanced) - set(listed))
     if unbalanceable:
         problems.append(f"polarity_balanced names {unbalanceable}, which are not in sources")
@@ -595,7 +602,7 @@ def _jsonable(obj: Any) -> Any:
 
 
 #: Options added after miar-v3's runs, left out of ``options_key`` while they hold their default.
-_KEY_SKIPS_DEFAULT = ("neutral_text_dropout", "polarity_balanced")
+_KEY_SKIPS_DEFAULT = ("neutral_text_dropout", "polarity_balanced", "crema_d_states")
 _DEFAULT_OPTIONS = {f.name: f.default for f in fields(TrainOptions) if f.name in _KEY_SKIPS_DEFAULT}
 
 
