@@ -89,11 +89,14 @@ def states_source(asr_model: str, options: VoiceStatesOptions) -> str | None:
 
 
 def states_kept_from_transcription(weights_config: Mapping[str, Any]) -> bool:
-    """Whether weights were trained on states kept from Whisper's transcription pass (miar-v6 on),
-    by the CREMA-D features their training read (``TrainOptions.crema_d_states``), rather than on
-    those of a second pass (earlier weights, whose recipe has no such option)."""
-    options = (weights_config.get("training") or {}).get("options") or {}
-    return options.get("crema_d_states", "second pass") == "transcription pass"
+    """Whether weights were trained on states kept from Whisper's transcription pass (miar-v6 on)
+    rather than on those of a second pass (earlier weights): their config's ``voice_states_source``,
+    else the CREMA-D features their recipe read (``TrainOptions.crema_d_states``), else the second pass."""
+    source = weights_config.get("voice_states_source")
+    if source is None:
+        options = (weights_config.get("training") or {}).get("options") or {}
+        source = options.get("crema_d_states", "second pass")
+    return source == "transcription pass"
 
 
 def has_states(columns: Iterable[str] | None) -> bool:

@@ -117,6 +117,7 @@ def save_checkpoint(
     trained_modalities: Sequence[str],
     training: dict[str, Any],
     text_layers: int | None = None,
+    voice_states_source: str | None = None,
 ) -> Path:
     """Write ``model.pt`` and ``config.json`` into ``folder`` (each atomically).
 
@@ -132,6 +133,8 @@ def save_checkpoint(
         training: Free-form summary (sources, sizes, seed, dev metrics).
         text_layers: Encoder layers the text features went through (None: all); the
             pipeline's text extractor runs exactly these for the weights.
+        voice_states_source: Where the audio's encoder-state columns came from (a name the
+            extractors define; the pipeline computes the same kind for these weights), or None.
 
     Returns:
         The folder.
@@ -147,6 +150,7 @@ def save_checkpoint(
         "max_tokens": max_tokens,
         "text_layers": text_layers,
         "audio_columns": list(audio_columns),
+        "voice_states_source": voice_states_source,
         "vision_columns": list(vision_columns),
         "normalisation": {m: _stats_to_json(stats.get(m)) for m in MODALITIES},
         "trained_modalities": [m for m in MODALITIES if m in trained_modalities],

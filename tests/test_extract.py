@@ -157,6 +157,11 @@ def test_extract_train_and_score(dataset: tuple[Path, list[list[object]]], tmp_p
     assert config["trained_modalities"] == ["text", "audio", "vision"]
     assert config["training"]["sizes"] == {"features": 6} and config["training"]["selection_size"] == 2  # valid
     assert config["normalisation"]["audio"]["trained"]
+    # the weights say which voice states they learned from, so that inference computes the same kind
+    assert config["voice_states_source"] == "transcription pass"
+    from extractors.voice_states import states_kept_from_transcription
+
+    assert states_kept_from_transcription(config)
 
     out = tmp_path / "out"
     clip = GRID / f"{rows[8][1]}.mpg"

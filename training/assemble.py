@@ -21,7 +21,7 @@ import numpy as np
 
 from extractors import face as face_mod
 from extractors.text import TEXT_EXTRACTOR_VERSION
-from extractors.voice_states import audio_columns
+from extractors.voice_states import audio_columns, has_states
 from model.batch import SampleInput
 from model.feature_store import load_split, read_manifest
 from model.schema import MODALITIES
@@ -145,7 +145,8 @@ def load_training_data(options: TrainOptions, shared: Path | None = None, cache:
             samples[name], labels[name] = list(part.samples), part.labels
             classes[name] = np.full(len(part), NO_CLASS, np.int64)
     spec = FeatureSpec(options.text.encoder, TEXT_EXTRACTOR_VERSION, options.text.max_tokens,
-                       audio_columns(with_states), face_mod.COLUMNS, encoder.recorded_layers)
+                       audio_columns(with_states), face_mod.COLUMNS, encoder.recorded_layers,
+                       options.crema_d_states if with_states else None)
     return TrainingData(
         samples, labels, classes, _curated_kinds(tuple(samples)), dev_samples, dev_labels, dev_name, spec,
         notes={"label_mappings": {n: LABEL_MAPPINGS[n] for n in SOURCE_MODALITY}}, text_init=text_init,
@@ -199,9 +200,11 @@ def load_features_data(folder: Path) -> TrainingData:
             "(no valid split)"
     kinds = tuple(m for m in MODALITIES
                   if any(v is not None and len(v) for v in (s.modality(m)[0] for s in train_samples)))
+    with_states = has_states(manifest["audio_columns"])  # folders before the key held second-pass states
     spec = FeatureSpec(str(manifest["text_encoder"]), str(manifest["text_extractor_version"]),
                        int(manifest["max_tokens"]), tuple(manifest["audio_columns"]),
-                       tuple(manifest["vision_columns"]), manifest.get("text_layers"))
+                       tuple(manifest["vision_columns"]), manifest.get("text_layers"),
+                       manifest.get("voice_states_source", "second pass") if with_states else None)
     notes = {"features": {"folder": str(folder), "dataset": manifest.get("dataset"),
                           "asr_model": manifest.get("asr_model"), "counts": manifest.get("counts")}}
     return TrainingData(

@@ -82,6 +82,9 @@ class FeatureSpec:
         vision_columns: Names of the vision feature columns (``extractors.face.COLUMNS``).
         text_layers: Encoder layers the text features went through (``TextOptions.layers``;
             None: all of them).
+        voice_states_source: Where the voice states of the speech-with-words rows came from
+            ("transcription pass" or "second pass", ``extractors.voice_states.states_source``),
+            so that inference computes the same kind; None without states.
     """
 
     text_encoder: str
@@ -90,6 +93,7 @@ class FeatureSpec:
     audio_columns: tuple[str, ...]
     vision_columns: tuple[str, ...]
     text_layers: int | None = None
+    voice_states_source: str | None = None
 
 
 @dataclass(frozen=True)

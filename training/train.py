@@ -65,7 +65,7 @@ def write_weights(folder: Path, trained: TrainedMiar, spec: FeatureSpec) -> Path
         folder, trained.model, text_encoder=spec.text_encoder, text_extractor_version=spec.text_extractor_version,
         max_tokens=spec.max_tokens, audio_columns=spec.audio_columns, vision_columns=spec.vision_columns,
         stats=trained.stats, trained_modalities=trained.modalities, training=trained.summary,
-        text_layers=spec.text_layers,
+        text_layers=spec.text_layers, voice_states_source=spec.voice_states_source,
     )
 
 
