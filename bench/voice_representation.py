@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     from training.crema_d import features_dir
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--features", type=Path, default=features_dir(cache_dir(), 0),
+    parser.add_argument("--features", type=Path, default=features_dir(cache_dir(), 0, "transcription pass"),
                         help="CREMA-D features folder (default: the shipped recipe's, states kept from transcription)")
     parser.add_argument("--against", type=Path, default=None,
                         help="another folder of the same clips: print how far its word states are from these")

@@ -4,20 +4,22 @@ Why: the 34 COVAREP-style descriptors (``extractors.voice``) carry pitch, energy
 but on acted emotional speech from unseen speakers a linear read-out of their clip means
 separates happy from negative voices far less well than the same read-out of Whisper's
 encoder states (team feasibility on CREMA-D: AUC 68.9 against 87.1 on held-out actors).
-The encoder runs inside transcription anyway, so the states cost no new package and, when
-the transcribing model is the states' model (the default), no second pass either:
-``StatesFromTranscription`` keeps the output of every window Whisper encoded while it
-transcribed (its speech only, the VAD's silences removed). That second pass had cost about a
-third of Whisper's own time (11 of 27 CPU-seconds on 10 minutes of speech).
+The encoder is installed and loaded for transcription anyway, so the states cost no new
+package. They come in two kinds, and weights read the kind they were trained on
+(``states_kept_from_transcription``; ``training.crema_d.STATES_SOURCES``):
+
+- a second pass (``VoiceStates.extract``, what the shipped miar-v5 reads): the encoder runs
+  again over the file in consecutive 30 s windows (shorter audio is zero-padded, as Whisper
+  itself does), and only the frames that cover real audio are kept;
+- kept from transcription (``StatesFromTranscription``): the output of every window Whisper
+  encoded while it transcribed (its speech only, the VAD's silences removed), with no second
+  pass; possible only when the transcribing model is the states' model.
 
 The states come from one fixed model (``VoiceStatesOptions.model``, default Whisper
 ``tiny.en``: 384 values a frame) whatever model transcribes, because weights trained on
-one model's states cannot read another's. When another model transcribes (``--asr base``),
-``VoiceStates.extract`` runs that model's encoder over the file: Whisper's encoder only
-takes 30 s windows (shorter audio is zero-padded, as Whisper itself does), so audio is read
-in consecutive 30 s windows and only the frames that cover real audio are kept. The two
-sources give different states (the windows start elsewhere): weights read the ones they were
-trained on (``training.crema_d.STATES_SOURCES``), and from miar-v6 that is the transcription's.
+one model's states cannot read another's; when another model transcribes (``--asr base``)
+they always come from a second pass. The two kinds differ (the windows start elsewhere), so
+weights trained on one are not fed the other.
 
 ``combine`` puts the states beside the descriptors on the descriptors' 100 Hz clock (each
 20 ms state covers two 10 ms frames), so alignment, pooling per word and the model see
@@ -67,7 +69,7 @@ class VoiceStatesOptions:
         model: Whisper model whose encoder is read; its width must be ``STATE_WIDTH``.
         batch_windows: 30 s windows encoded per call (memory stays flat in file length).
         kept: Keep the states from Whisper's own transcription pass when it transcribes with
-            ``model`` (``StatesFromTranscription``, what weights from miar-v6 on were trained on);
+            ``model`` (``StatesFromTranscription``, for weights trained on those: miar-v6's recipe);
             False always runs the second pass (``VoiceStates.extract``), which earlier weights read
             (set from the weights when they are loaded: ``states_kept_from_transcription``).
     """
@@ -89,7 +91,7 @@ def states_source(asr_model: str, options: VoiceStatesOptions) -> str | None:
 
 
 def states_kept_from_transcription(weights_config: Mapping[str, Any]) -> bool:
-    """Whether weights were trained on states kept from Whisper's transcription pass (miar-v6 on)
+    """Whether weights were trained on states kept from Whisper's transcription pass (miar-v6's recipe)
     rather than on those of a second pass (earlier weights): their config's ``voice_states_source``,
     else the CREMA-D features their recipe read (``TrainOptions.crema_d_states``), else the second pass."""
     source = weights_config.get("voice_states_source")

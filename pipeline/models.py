@@ -23,6 +23,7 @@ from __future__ import annotations
 import atexit
 import functools
 import gc
+import json
 import logging
 import os
 import threading
@@ -44,7 +45,8 @@ if TYPE_CHECKING:
     from extractors.voice_states import VoiceStates
     from model.checkpoint import LoadedMiar
 
-__all__ = ["ALL_PARTS", "FIRST_STAGE_PARTS", "Models", "native_stderr_quiet", "weights_text_options"]
+__all__ = ["ALL_PARTS", "FIRST_STAGE_PARTS", "Models", "native_stderr_quiet", "weights_keep_states",
+           "weights_text_options"]
 
 log = logging.getLogger(__name__)
 
@@ -394,6 +396,21 @@ def weights_text_options(weights: Mapping[str, Any], text: TextOptions | None = 
                        max_tokens=int(weights["max_tokens"]), layers=None if layers is None else int(layers))
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"weights config lacks a usable text_encoder / max_tokens / text_layers: {e}") from e
+
+
+def weights_keep_states(config: PipelineConfig) -> bool:
+    """Whether the weights of ``config`` read voice states kept from Whisper's transcription pass
+    (``extractors.voice_states.states_kept_from_transcription``), from their ``config.json`` alone:
+    read before the weights load, so that ASR, which keeps them, need not wait. An unreadable file
+    says False (a second pass then runs if the weights, once loaded, read states at all)."""
+    from extractors.voice_states import states_kept_from_transcription
+    from model.checkpoint import CONFIG_FILE
+
+    try:
+        weights = json.loads((config.weights_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(weights, dict) and states_kept_from_transcription(weights)
 
 
 def _load_miar(config: PipelineConfig) -> LoadedMiar:

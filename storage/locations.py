@@ -36,7 +36,7 @@ DEFAULT_WEIGHTS = WEIGHTS_ROOT / "miar-v5"
 #: The training configs shipped with the code.
 TRAINING_CONFIGS = REPO_ROOT / "training" / "configs"
 #: The config that made ``DEFAULT_WEIGHTS`` (curated sources); training and its data sources default to it.
-DEFAULT_TRAINING_CONFIG = TRAINING_CONFIGS / "miar-v6.json"
+DEFAULT_TRAINING_CONFIG = TRAINING_CONFIGS / "miar-v5.json"
 #: The variable naming the cache folder.
 CACHE_ENV = "MIAR_CACHE"
 #: The longest file name (one path component) Linux file systems take, in bytes (NAME_MAX).

@@ -541,12 +541,12 @@ def test_new_sampling_options_are_checked_and_leave_cached_runs_found() -> None:
 
 
 def test_the_release_ablations_are_the_releases_themselves() -> None:
-    """The shipped recipe with miar-v4's reader (or miar-v5's voice states) is miar-v4's (miar-v5's) config to
-    the key, so their three cached seeds are read rather than trained again (the rows are the earlier releases)."""
+    """The shipped recipe with miar-v4's reader (or the voice states kept from transcription) is miar-v4's
+    (miar-v6's) config to the key, so their three cached seeds are read rather than trained again."""
     from training.loop import options_key
 
     for release, name in (("miar-v4", "4 text layers tuned (miar-v4)"),
-                          ("miar-v5", "voice states from a second pass (miar-v5)")):
+                          ("miar-v6", "voice states kept from transcription (miar-v6)")):
         config = TrainOptions.from_json(REPO_ROOT / "training" / "configs" / f"{release}.json")
         variant = _variant_options(DEFAULT_CONFIG, ABLATIONS[name][1], config.seed, None)
         assert options_key(variant) == options_key(config), name
@@ -560,18 +560,17 @@ def test_crema_d_features_are_kept_per_text_depth_and_derived_from_another(tmp_p
     import pipeline.extract
     from training import crema_d
 
-    assert crema_d.features_dir(tmp_path) == crema_d.features_dir(tmp_path, 2) == \
-        tmp_path / "crema-d-features-asr-states-layers-2"
-    assert crema_d.features_dir(tmp_path, 0).name == "crema-d-features-asr-states-layers-0"
-    assert crema_d.features_dir(tmp_path, None).name == "crema-d-features-asr-states-layers-all"
-    # the folders up to miar-v5 (voice states from a second encoder pass) keep their names, apart
-    assert crema_d.features_dir(tmp_path, 2, "second pass") == tmp_path / "crema-d-features"
-    assert crema_d.features_dir(tmp_path, 0, "second pass").name == "crema-d-features-layers-0"
+    # second-pass states (the shipped miar-v5's): the folders keep their names
+    assert crema_d.features_dir(tmp_path) == crema_d.features_dir(tmp_path, 2) == tmp_path / "crema-d-features"
+    assert crema_d.features_dir(tmp_path, 0).name == "crema-d-features-layers-0"
+    assert crema_d.features_dir(tmp_path, None).name == "crema-d-features-layers-all"
+    # states kept from Whisper's transcription pass (miar-v6's recipe): folders of their own
+    asr = "transcription pass"
+    assert crema_d.features_dir(tmp_path, 2, asr) == tmp_path / "crema-d-features-asr-states-layers-2"
+    assert crema_d.features_dir(tmp_path, 0, asr).name == "crema-d-features-asr-states-layers-0"
     with pytest.raises(ValueError, match="one of"):
         crema_d.features_dir(tmp_path, 0, "third pass")
-    with pytest.raises(ValueError, match="can no longer be made"):  # the pipeline computes only the new kind
-        crema_d.extract(cache=tmp_path, config=REPO_ROOT / "training" / "configs" / "miar-v5.json")
-    existing = crema_d.features_dir(tmp_path, 2)
+    existing = crema_d.features_dir(tmp_path, 2, asr)
     existing.mkdir()
     (existing / "manifest.json").write_text("{}")
     calls = []
@@ -579,5 +578,13 @@ def test_crema_d_features_are_kept_per_text_depth_and_derived_from_another(tmp_p
                         or pipeline.extract.ExtractSummary(0, 0, (), out / "manifest.json"))
     monkeypatch.setattr(crema_d, "build_dataset", lambda *a: pytest.fail("the clips were extracted again"))
     config = REPO_ROOT / "training" / "configs" / "miar-v6.json"
-    assert crema_d.extract(cache=tmp_path, config=config) == crema_d.features_dir(tmp_path, 0)
-    assert [(s, o, t.layers) for s, o, t in calls] == [(existing, crema_d.features_dir(tmp_path, 0), 0)]
+    assert crema_d.extract(cache=tmp_path, config=config) == crema_d.features_dir(tmp_path, 0, asr)
+    assert [(s, o, t.layers) for s, o, t in calls] == [(existing, crema_d.features_dir(tmp_path, 0, asr), 0)]
+    # a recipe on second-pass states (miar-v5) derives from a folder of that kind only
+    calls.clear()
+    second = crema_d.features_dir(tmp_path, 2, "second pass")
+    second.mkdir()
+    (second / "manifest.json").write_text("{}")
+    config = REPO_ROOT / "training" / "configs" / "miar-v5.json"
+    assert crema_d.extract(cache=tmp_path, config=config) == crema_d.features_dir(tmp_path, 0, "second pass")
+    assert [(s, o) for s, o, _ in calls] == [(second, crema_d.features_dir(tmp_path, 0, "second pass"))]

@@ -134,3 +134,19 @@ def test_weights_say_which_states_they_read() -> None:
     assert states_source("base", VoiceStatesOptions()) == "second pass"  # another model transcribes
     assert states_source("tiny.en", VoiceStatesOptions(kept=False)) == "second pass"
     assert states_source("tiny.en", VoiceStatesOptions(enabled=False)) is None
+
+
+def test_the_pipeline_reads_the_kind_from_the_weights_file_before_they_load(tmp_path: Path) -> None:
+    """ASR decides whether to keep the states from the weights' config.json alone: the shipped weights
+    (a second pass) say no; weights recording the transcription pass say yes; a missing file says no."""
+    import json
+    from dataclasses import replace
+
+    from pipeline.config import PipelineConfig
+    from pipeline.models import weights_keep_states
+
+    shipped = PipelineConfig()
+    assert not weights_keep_states(shipped)  # miar-v5 read second-pass states
+    (tmp_path / "config.json").write_text(json.dumps({"voice_states_source": "transcription pass"}))
+    assert weights_keep_states(replace(shipped, weights_dir=tmp_path))
+    assert not weights_keep_states(replace(shipped, weights_dir=tmp_path / "missing"))

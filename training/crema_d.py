@@ -44,7 +44,7 @@ from storage.files import write_text_atomic
 
 __all__ = ["VOICE_VALENCE", "EMOTION_CODES", "CLIPS_PER_EMOTION", "CremaClip", "clip_valence", "actor_split",
            "read_crema_d", "build_dataset", "extract", "features_dir", "FIRST_TEXT_LAYERS",
-           "STATES_SOURCES", "CURRENT_STATES"]
+           "STATES_SOURCES"]
 
 log = logging.getLogger(__name__)
 
@@ -148,16 +148,14 @@ def build_dataset(clips: list[CremaClip], dataset: Path, shared: Path | None = N
 #: The depth the first CREMA-D features were made at (miar-v4's): their folder keeps the plain name.
 FIRST_TEXT_LAYERS = 2
 #: Where a features folder's voice states came from (``TrainOptions.crema_d_states``): a second
-#: encoder pass over each clip (the folders up to miar-v5), or Whisper's own transcription pass
-#: (``extractors.voice_states.StatesFromTranscription``, what the pipeline computes now). The
-#: two kinds live in separate folders and are never mixed.
+#: encoder pass over each clip (miar-v3 to v5, shipped) or Whisper's own transcription pass
+#: (``extractors.voice_states.StatesFromTranscription``: no second pass at inference; miar-v6's
+#: recipe, measured and not shipped). The two kinds live in separate folders and are never mixed.
 STATES_SOURCES = ("second pass", "transcription pass")
-#: What ``extract`` makes now: the pipeline's states.
-CURRENT_STATES = "transcription pass"
 
 
 def features_dir(cache: Path | None = None, text_layers: int | None = FIRST_TEXT_LAYERS,
-                 states: str = CURRENT_STATES) -> Path:
+                 states: str = "second pass") -> Path:
     """Where the CREMA-D features whose text stops after ``text_layers`` encoder layers and whose
     voice states come from ``states`` live (under the cache).
 
@@ -188,11 +186,9 @@ def extract(out: Path | None = None, shared: Path | None = None, cache: Path | N
     from training.loop import TrainOptions
 
     options = TrainOptions.from_json(config or locations.DEFAULT_TRAINING_CONFIG)
-    if options.crema_d_states != CURRENT_STATES:
-        raise ValueError(f"{config}: its CREMA-D voice states come from the {options.crema_d_states}, the pipeline "
-                         f"now keeps them from the {CURRENT_STATES}; such features can no longer be made")
-    out = out or features_dir(cache, options.text.layers)
-    others = [features_dir(cache, n) for n in (FIRST_TEXT_LAYERS, 0, None) if n != options.text.layers]
+    states = options.crema_d_states
+    out = out or features_dir(cache, options.text.layers, states)
+    others = [features_dir(cache, n, states) for n in (FIRST_TEXT_LAYERS, 0, None) if n != options.text.layers]
     source = next((f for f in others if (f / "manifest.json").is_file()), None)
     if source is not None and not (out / "manifest.json").is_file():
         summary = reencode_text(source, out, options.text)
@@ -200,7 +196,10 @@ def extract(out: Path | None = None, shared: Path | None = None, cache: Path | N
                  source, options.text.layers, summary.extracted, summary.skipped, len(summary.failures), out)
         return out
     dataset = build_dataset(read_crema_d(shared), (cache or locations.cache_dir()) / "crema-d-dataset", shared)
-    pipeline_config = replace(PipelineConfig(), text=options.text)
+    pipeline_config = PipelineConfig()
+    # the states the recipe reads: kept from Whisper's transcription pass, or from a second pass
+    kept = replace(pipeline_config.voice_states, kept=states == "transcription pass")
+    pipeline_config = replace(pipeline_config, text=options.text, voice_states=kept)
     summary = extract_dataset(dataset, out, pipeline_config, ExtractOptions(workers=workers, language="en"))
     log.info("CREMA-D: %d extracted, %d already done, %d failed -> %s", summary.extracted, summary.skipped,
              len(summary.failures), out)

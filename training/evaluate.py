@@ -14,7 +14,7 @@
   and MOSEI valid rows labelled exactly 0, VADER held-out rows with |label| <= 0.25
   (``baselines.VADER_NEUTRAL``); recall (share of neutral rows scored neutral) and precision
   (share of rows scored neutral that are rated neutral), pooled and per set.
-- ``--seeds 0,1,2``: trains the config (``--config``, default training/configs/miar-v6.json)
+- ``--seeds 0,1,2``: trains the config (``--config``, default training/configs/miar-v5.json)
   once per seed with the one training loop into ``<cache>/runs/`` (reused when present),
   then prints mean ± std.
 - ``--ablations``: the same for the variants of ``ABLATIONS`` (the shipped config with one change), at
@@ -136,38 +136,30 @@ WITHOUT_CREMA_D: dict[str, Any] = {
     "sources": ("mosi", "mosei", "vader", "sst5", "sst5_phrases", "meld", "taiwan", "muxspace"),
     "neutral_voice_rate": 0.0, "neutral_text_dropout": None, "polarity_balanced": (), "modality_dropout": 0.0,
 }
-#: The releases up to miar-v5 read CREMA-D voice states from a second encoder pass: the variants
-#: measured against miar-v5 keep them, so their cached runs are read, not trained again.
-SECOND_PASS: dict[str, Any] = {"crema_d_states": "second pass"}
 #: Ablation variants: name -> (description, overrides of TrainOptions fields; "dims"/"text" merge).
 #: Each is the shipped config with one change.
 ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
-    "shipped (miar-v6)": ("the config as is", {}),
-    "voice states from a second pass (miar-v5)": (
-        "CREMA-D's voice states from a second encoder pass over each clip, as miar-v5 was trained (issue 19: the "
-        "states kept from Whisper's own pass instead, so that inference does not encode the audio twice)",
-        SECOND_PASS),
+    "shipped (miar-v5)": ("the config as is", {}),
+    "voice states kept from transcription (miar-v6)": (
+        "CREMA-D's voice states kept from Whisper's own transcription pass instead of a second encoder pass over "
+        "each clip, so that inference does not encode the audio twice (issue 19: cost); = training/configs/"
+        "miar-v6.json, measured and not shipped", {"crema_d_states": "transcription pass"}),
     "4 text layers tuned (miar-v4)": (
         "the top 4 MiniLM layers fine-tuned over the extractor's states after layer 2, as in miar-v4 (issue 21: "
-        "more tuned layers, measured both ways)",
-        {**SECOND_PASS, "text": {"layers": 2}, "dims": {"text_tune_layers": 4}}),
-    "without SST phrases": ("the SST phrase source left out, with miar-v5's voice states (issue 21: phrase-level "
-                            "supervision, with/without)",
-                            {**SECOND_PASS, "sources": ("mosi", "mosei", "vader", "sst5", "meld", "crema_d", "taiwan",
-                                                        "muxspace")}),
+        "more tuned layers, measured both ways)", {"text": {"layers": 2}, "dims": {"text_tune_layers": 4}}),
+    "without SST phrases": ("the SST phrase source left out (issue: phrase-level supervision, with/without)",
+                            {"sources": ("mosi", "mosei", "vader", "sst5", "meld", "crema_d", "taiwan",
+                                         "muxspace")}),
     "SST phrases at 0.20 of each batch": (
-        "the treebank's phrase labels (composition, negation) drawn 2.5 times as often, the share taken from MOSEI, "
-        "with miar-v5's voice states (issue 21: does more phrase supervision move negation once every layer is tuned?)",
-        {**SECOND_PASS, "source_weights": {"mosi": 0.13, "mosei": 0.18, "vader": 0.15, "sst5": 0.06,
-                                           "sst5_phrases": 0.20, "meld": 0.05, "crema_d": 0.16, "taiwan": 0.04,
-                                           "muxspace": 0.03}}),
-    # Without CREMA-D its states are never read; the option stays at miar-v5's so the cached runs are found.
-    "without CREMA-D": ("the CREMA-D source left out, with the options that act on it",
-                        {**SECOND_PASS, **WITHOUT_CREMA_D}),
+        "the treebank's phrase labels (composition, negation) drawn 2.5 times as often, the share taken from MOSEI "
+        "(issue 21: does more phrase supervision move negation once every layer is tuned?)",
+        {"source_weights": {"mosi": 0.13, "mosei": 0.18, "vader": 0.15, "sst5": 0.06, "sst5_phrases": 0.20,
+                            "meld": 0.05, "crema_d": 0.16, "taiwan": 0.04, "muxspace": 0.03}}),
+    "without CREMA-D": ("the CREMA-D source left out, with the options that act on it", WITHOUT_CREMA_D),
     "4 text layers tuned without CREMA-D": (
         "miar-v4's reader without CREMA-D: read against 'without CREMA-D' (how the tuned depth was first "
         "measured, before CREMA-D's features were made at depth 0)",
-        {**SECOND_PASS, **WITHOUT_CREMA_D, "text": {"layers": 2}, "dims": {"text_tune_layers": 4}}),
+        {**WITHOUT_CREMA_D, "text": {"layers": 2}, "dims": {"text_tune_layers": 4}}),
 }
 #: Variants scored on MOSI test only (their encoder's features for the other text sets are not cached).
 MOSI_ONLY_EVAL: frozenset[str] = frozenset()

@@ -194,8 +194,8 @@ class TrainOptions:
             text. In [0, 1).
         crema_d_states: Which CREMA-D features folder a recipe with ``crema_d`` reads, by where
             its voice states came from (``training.crema_d.STATES_SOURCES``): "second pass" (a
-            separate encoder pass over each clip, up to miar-v5) or "transcription pass" (kept
-            from Whisper's own pass, as the pipeline computes them since miar-v6).
+            separate encoder pass over each clip, miar-v3 to v5) or "transcription pass" (kept
+            from Whisper's own pass: no second pass at inference; miar-v6's recipe).
         threads: torch CPU threads.
         length_buckets: Batches drawn at once and cut by text length, so a batch pads to
             similar lengths (the fine-tuned text layers cost per padded token); the batches
