@@ -16,7 +16,7 @@ This is the cheap linear check behind the choice of features for the shipped wei
 network's own figures are printed by ``python -m training.evaluate``.
 
 ``--against`` names a second CREMA-D features folder of the same clips whose states came from
-another source (``training.crema_d.STATES_SOURCES``: the default folder holds the states kept
+another source (``extractors.voice_states.STATES_SOURCES``: the default folder holds the states kept
 from Whisper's transcription pass, ``crema-d-features-layers-0`` those of a second pass) and
 prints how far apart the two are per word: the relative difference of each word's state row.
 """
@@ -91,10 +91,11 @@ def state_differences(folder: Path, other: Path) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from extractors.voice_states import TRANSCRIPTION_PASS
     from training.crema_d import features_dir
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--features", type=Path, default=features_dir(cache_dir(), 0, "transcription pass"),
+    parser.add_argument("--features", type=Path, default=features_dir(cache_dir(), 0, TRANSCRIPTION_PASS),
                         help="CREMA-D features folder (default: the shipped recipe's, states kept from transcription)")
     parser.add_argument("--against", type=Path, default=None,
                         help="another folder of the same clips: print how far its word states are from these")

@@ -6,7 +6,7 @@ separates happy from negative voices far less well than the same read-out of Whi
 encoder states (team feasibility on CREMA-D: AUC 68.9 against 87.1 on held-out actors).
 The encoder is installed and loaded for transcription anyway, so the states cost no new
 package. They come in two kinds, and weights read the kind they were trained on
-(``states_kept_from_transcription``; ``training.crema_d.STATES_SOURCES``):
+(``weights_states_source``; ``STATES_SOURCES``):
 
 - a second pass (``VoiceStates.extract``, what the shipped miar-v5 reads): the encoder runs
   again over the file in consecutive 30 s windows (shorter audio is zero-padded, as Whisper
@@ -42,9 +42,9 @@ from extractors.records import FeatureTrack
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
-__all__ = ["VoiceStatesOptions", "VoiceStates", "StatesFromTranscription", "STATE_COLUMNS", "states_source",
-           "states_kept_from_transcription",
-           "STATES_RATE_HZ", "WINDOW_S", "combine", "audio_columns", "has_states"]
+__all__ = ["VoiceStatesOptions", "VoiceStates", "StatesFromTranscription", "STATE_COLUMNS", "SECOND_PASS",
+           "TRANSCRIPTION_PASS", "STATES_SOURCES", "states_source", "weights_states_source",
+           "states_kept_from_transcription", "STATES_RATE_HZ", "WINDOW_S", "combine", "audio_columns", "has_states"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,14 @@ STATE_COLUMNS: tuple[str, ...] = tuple(f"whisper_tiny_{i:03d}" for i in range(ST
 _SAMPLE_RATE_HZ = SAMPLE_RATE_HZ
 
 
+#: The two kinds of states, by where they come from (features manifests, weights configs and
+#: training recipes name them so): a second encoder pass over the file (``VoiceStates.extract``;
+#: miar-v3 to v5) or kept from Whisper's own transcription pass (``StatesFromTranscription``).
+SECOND_PASS = "second pass"
+TRANSCRIPTION_PASS = "transcription pass"
+STATES_SOURCES: tuple[str, ...] = (SECOND_PASS, TRANSCRIPTION_PASS)
+
+
 @dataclass(frozen=True)
 class VoiceStatesOptions:
     """Whether and from which model the encoder states are taken.
@@ -69,9 +77,10 @@ class VoiceStatesOptions:
         model: Whisper model whose encoder is read; its width must be ``STATE_WIDTH``.
         batch_windows: 30 s windows encoded per call (memory stays flat in file length).
         kept: Keep the states from Whisper's own transcription pass when it transcribes with
-            ``model`` (``StatesFromTranscription``, for weights trained on those: miar-v6's recipe);
-            False always runs the second pass (``VoiceStates.extract``), which earlier weights read
-            (set from the weights when they are loaded: ``states_kept_from_transcription``).
+            ``model`` (``StatesFromTranscription``); False always runs the second pass
+            (``VoiceStates.extract``). Followed where no weights are loaded (feature extraction);
+            loaded weights decide for themselves (``states_kept_from_transcription``,
+            ``pipeline.models.Models.keeps_voice_states``).
     """
 
     enabled: bool = True
@@ -87,18 +96,24 @@ def states_source(asr_model: str, options: VoiceStatesOptions) -> str | None:
     (``VoiceStates.extract``); None without states."""
     if not options.enabled:
         return None
-    return "transcription pass" if options.kept and asr_model == options.model else "second pass"
+    return TRANSCRIPTION_PASS if options.kept and asr_model == options.model else SECOND_PASS
+
+
+def weights_states_source(weights_config: Mapping[str, Any]) -> str:
+    """The kind of states weights were trained on (``STATES_SOURCES``): their config's
+    ``voice_states_source``, else the CREMA-D features their recipe read
+    (``TrainOptions.crema_d_states``), else the second pass (weights from before either existed)."""
+    source = weights_config.get("voice_states_source")
+    if source is None:
+        options = (weights_config.get("training") or {}).get("options") or {}
+        source = options.get("crema_d_states", SECOND_PASS)
+    return str(source)
 
 
 def states_kept_from_transcription(weights_config: Mapping[str, Any]) -> bool:
     """Whether weights were trained on states kept from Whisper's transcription pass (miar-v6's recipe)
-    rather than on those of a second pass (earlier weights): their config's ``voice_states_source``,
-    else the CREMA-D features their recipe read (``TrainOptions.crema_d_states``), else the second pass."""
-    source = weights_config.get("voice_states_source")
-    if source is None:
-        options = (weights_config.get("training") or {}).get("options") or {}
-        source = options.get("crema_d_states", "second pass")
-    return source == "transcription pass"
+    rather than on those of a second pass (``weights_states_source``)."""
+    return weights_states_source(weights_config) == TRANSCRIPTION_PASS
 
 
 def has_states(columns: Iterable[str] | None) -> bool:
@@ -123,12 +138,6 @@ class VoiceStates:
     def __init__(self, whisper: WhisperModel, options: VoiceStatesOptions = VoiceStatesOptions()) -> None:
         self._whisper = whisper
         self.options = options
-
-    def kept_from(self, whisper: WhisperModel) -> bool:
-        """True when the states are to be kept from ``whisper``'s transcription pass
-        (``StatesFromTranscription``) rather than made by ``extract``'s second encoder pass: the
-        options keep them and ``whisper`` is the states' own model."""
-        return self.options.kept and self._whisper is whisper
 
     @classmethod
     def load(cls, options: VoiceStatesOptions, cache_dir: Path, compute_type: str = "int8",

@@ -455,6 +455,8 @@ def extract_dataset(dataset: Path, out: Path, config: PipelineConfig | None = No
     if models is not None and models.text_encoder is not None:
         # models loaded with weights run the encoder as deep as those weights say: record what was run
         config = replace(config, text=replace(config.text, layers=models.text_encoder.recorded_layers))
+    if models is not None:  # and keep the voice states or not as they decided (the manifest says which)
+        config = replace(config, voice_states=replace(config.voice_states, kept=models.keeps_voice_states))
     specs = read_label_csv(dataset)
     _check_folders_inside(dataset, out, specs)
     _check_outputs_spare_inputs(dataset, out, specs)

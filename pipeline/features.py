@@ -42,7 +42,7 @@ from pipeline.align import align_utterance, spread_to_tokens
 from pipeline.config import PipelineConfig
 from pipeline.errors import UnsupportedLanguageError
 from pipeline.languages import ENGLISH, speech_language
-from pipeline.models import Models, weights_keep_states
+from pipeline.models import Models
 from pipeline.records import AlignedUtterance, Utterance, VideoFeatures
 from pipeline.utterances import split_utterances
 from pipeline.windows import text_windows
@@ -128,13 +128,10 @@ def featurize(
     # in native code that releases the GIL, so on 2 cores a video costs about
     # max(ASR, face) instead of their sum.
     with _FaceJob(media, config, models, lambda done: report("face", done, total)) as face_job:
-        # Whisper's pass keeps its encoder states when the weights read that kind (miar-v6's
-        # recipe; their config file says so before they load, so ASR does not wait for them):
-        # a second encoder pass costs a third of Whisper's time.
-        states_options = config.voice_states
-        kept = (StatesFromTranscription(len(audio)) if states_options.enabled and states_options.kept
-                and transcriber.options.model == states_options.model and weights_keep_states(config)
-                else None)
+        # Whisper's pass keeps its encoder states when they are the kind the weights read
+        # (Models.keeps_voice_states) and it is the states' model: no second encoder pass.
+        kept = (StatesFromTranscription(len(audio))
+                if models.keeps_voice_states and transcriber.options.model == config.voice_states.model else None)
         with _timed(seconds, "asr"):
             # Speech that is not English is not scored: the text model reads English, and an
             # English-only recogniser turns other languages into English-sounding nonsense that
@@ -169,8 +166,7 @@ def featurize(
         with _timed(seconds, "voice"):
             voice = extract_voice(audio, config.media.sample_rate_hz, config.voice)
             if voice_states is not None:  # the weights read Whisper's encoder states too
-                keeps = kept is not None and voice_states.kept_from(transcriber.whisper)
-                voice = combine(voice, kept.track() if keeps else voice_states.extract(audio))
+                voice = combine(voice, kept.track() if kept is not None else voice_states.extract(audio))
         report("voice", total, total)
 
         with _timed(seconds, "face_wait"):

@@ -134,6 +134,11 @@ class Models:
         face: Face extractor (part "face"), or None.
         text_encoder: Text encoder named by ``config.text.encoder`` (part "text"), or None.
         miar: The MIAR weights of ``config.weights_dir`` (part "miar"), or None.
+        keeps_voice_states: Whisper's transcription pass keeps its encoder states as the voice
+            states (``extractors.voice_states.StatesFromTranscription``) instead of a second
+            encoder pass: the weights' choice when they are among the parts (read from their
+            config.json before they load, so ASR never waits for them: ``weights_keep_states``),
+            else ``config.voice_states.kept`` (feature extraction follows its recipe).
 
     A model attribute whose part is loading in the background (``Models.load(..., background=...)``)
     waits for it when read, and raises the error that stopped its loading.
@@ -145,6 +150,7 @@ class Models:
     face: FaceExtractor | None = _Part()  # type: ignore[assignment]
     text_encoder: TextEncoder | None = _Part()  # type: ignore[assignment]
     miar: LoadedMiar | None = _Part()  # type: ignore[assignment]
+    keeps_voice_states: bool = False
     _background: _Background | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
@@ -188,6 +194,9 @@ class Models:
         _spare_the_teardown_at_exit()
         loader = _Loader(config)
         models = cls(ffmpeg=resolve_ffmpeg())
+        states = config.voice_states
+        models.keeps_voice_states = states.enabled and (
+            weights_keep_states(config) if "miar" in parts else states.kept)
         try:
             for step in steps:
                 if step not in later:
@@ -282,14 +291,13 @@ class _Loader:
             torch.set_num_threads(config.torch_threads)
             self._threads_set = True
         if step == "miar":
-            from extractors.voice_states import has_states, states_kept_from_transcription
+            from extractors.voice_states import has_states
 
             miar = _load_miar(config)
             # The weights decide whether the voice states are computed: weights trained on the
             # descriptors alone (miar-v2) never see them; and how the text is encoded.
             reads_states = has_states(miar.config.get("audio_columns"))
-            self._config = replace(config, voice_states=replace(config.voice_states, enabled=reads_states,
-                                                                kept=states_kept_from_transcription(miar.config)))
+            self._config = replace(config, voice_states=replace(config.voice_states, enabled=reads_states))
             self._text = weights_text_options(miar.config, config.text)
             return miar
         if step == "face":
@@ -401,8 +409,8 @@ def weights_text_options(weights: Mapping[str, Any], text: TextOptions | None = 
 def weights_keep_states(config: PipelineConfig) -> bool:
     """Whether the weights of ``config`` read voice states kept from Whisper's transcription pass
     (``extractors.voice_states.states_kept_from_transcription``), from their ``config.json`` alone:
-    read before the weights load, so that ASR, which keeps them, need not wait. An unreadable file
-    says False (a second pass then runs if the weights, once loaded, read states at all)."""
+    read once, before the weights load, so that ASR, which keeps them, need not wait. An unreadable
+    file says False (its load then fails with the reason, or a second pass runs)."""
     from extractors.voice_states import states_kept_from_transcription
     from model.checkpoint import CONFIG_FILE
 

@@ -150,3 +150,22 @@ def test_the_pipeline_reads_the_kind_from_the_weights_file_before_they_load(tmp_
     (tmp_path / "config.json").write_text(json.dumps({"voice_states_source": "transcription pass"}))
     assert weights_keep_states(replace(shipped, weights_dir=tmp_path))
     assert not weights_keep_states(replace(shipped, weights_dir=tmp_path / "missing"))
+
+
+@pytest.mark.slow
+def test_one_decision_keeps_the_states_for_extraction_and_for_the_weights() -> None:
+    """Feature extraction (no weights loaded) keeps the states as its config says; a run with weights keeps
+    them as the weights say, whatever the config: the shipped weights read a second pass."""
+    from dataclasses import replace
+
+    from pipeline.config import PipelineConfig
+    from pipeline.extract import EXTRACT_PARTS
+    from pipeline.models import Models
+
+    config = PipelineConfig()
+    second = replace(config, voice_states=replace(config.voice_states, kept=False))
+    with Models.load(config, parts=("asr",)) as extracting, Models.load(second, parts=("asr",)) as second_pass:
+        assert extracting.keeps_voice_states and not second_pass.keeps_voice_states
+    assert "miar" not in EXTRACT_PARTS
+    with Models.load(config, parts=("asr", "miar")) as running:
+        assert not running.keeps_voice_states  # miar-v5, config kept or not

@@ -21,7 +21,7 @@ import numpy as np
 
 from extractors import face as face_mod
 from extractors.text import TEXT_EXTRACTOR_VERSION
-from extractors.voice_states import audio_columns, has_states
+from extractors.voice_states import SECOND_PASS, audio_columns, has_states
 from model.batch import SampleInput
 from model.feature_store import load_split, read_manifest
 from model.schema import MODALITIES
@@ -204,7 +204,7 @@ def load_features_data(folder: Path) -> TrainingData:
     spec = FeatureSpec(str(manifest["text_encoder"]), str(manifest["text_extractor_version"]),
                        int(manifest["max_tokens"]), tuple(manifest["audio_columns"]),
                        tuple(manifest["vision_columns"]), manifest.get("text_layers"),
-                       manifest.get("voice_states_source", "second pass") if with_states else None)
+                       manifest.get("voice_states_source", SECOND_PASS) if with_states else None)
     notes = {"features": {"folder": str(folder), "dataset": manifest.get("dataset"),
                           "asr_model": manifest.get("asr_model"), "counts": manifest.get("counts")}}
     return TrainingData(

@@ -39,12 +39,12 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from extractors.voice_states import SECOND_PASS, STATES_SOURCES, TRANSCRIPTION_PASS
 from storage import locations
 from storage.files import write_text_atomic
 
 __all__ = ["VOICE_VALENCE", "EMOTION_CODES", "CLIPS_PER_EMOTION", "CremaClip", "clip_valence", "actor_split",
-           "read_crema_d", "build_dataset", "extract", "features_dir", "FIRST_TEXT_LAYERS",
-           "STATES_SOURCES"]
+           "read_crema_d", "build_dataset", "extract", "features_dir", "FIRST_TEXT_LAYERS"]
 
 log = logging.getLogger(__name__)
 
@@ -147,26 +147,21 @@ def build_dataset(clips: list[CremaClip], dataset: Path, shared: Path | None = N
 
 #: The depth the first CREMA-D features were made at (miar-v4's): their folder keeps the plain name.
 FIRST_TEXT_LAYERS = 2
-#: Where a features folder's voice states came from (``TrainOptions.crema_d_states``): a second
-#: encoder pass over each clip (miar-v3 to v5, shipped) or Whisper's own transcription pass
-#: (``extractors.voice_states.StatesFromTranscription``: no second pass at inference; miar-v6's
-#: recipe, measured and not shipped). The two kinds live in separate folders and are never mixed.
-STATES_SOURCES = ("second pass", "transcription pass")
-
-
 def features_dir(cache: Path | None = None, text_layers: int | None = FIRST_TEXT_LAYERS,
-                 states: str = "second pass") -> Path:
+                 states: str = SECOND_PASS) -> Path:
     """Where the CREMA-D features whose text stops after ``text_layers`` encoder layers and whose
-    voice states come from ``states`` live (under the cache).
+    voice states are of the kind ``states`` live (under the cache).
 
     One folder per depth, since weights that tune more of the encoder read shallower text rows
-    (None is every layer), and per states source.
+    (None is every layer), and per kind of states (``extractors.voice_states.STATES_SOURCES``:
+    a second encoder pass over each clip, miar-v3 to v5, or kept from Whisper's own transcription
+    pass, miar-v6's recipe), which are never mixed.
     """
     if states not in STATES_SOURCES:
         raise ValueError(f"CREMA-D voice states {states!r}: one of {STATES_SOURCES}")
     depth = "all" if text_layers is None else text_layers
     cache = cache or locations.cache_dir()
-    if states == "transcription pass":
+    if states == TRANSCRIPTION_PASS:
         return cache / f"crema-d-features-asr-states-layers-{depth}"
     root = cache / "crema-d-features"
     return root if text_layers == FIRST_TEXT_LAYERS else root.with_name(f"{root.name}-layers-{depth}")
@@ -198,7 +193,7 @@ def extract(out: Path | None = None, shared: Path | None = None, cache: Path | N
     dataset = build_dataset(read_crema_d(shared), (cache or locations.cache_dir()) / "crema-d-dataset", shared)
     pipeline_config = PipelineConfig()
     # the states the recipe reads: kept from Whisper's transcription pass, or from a second pass
-    kept = replace(pipeline_config.voice_states, kept=states == "transcription pass")
+    kept = replace(pipeline_config.voice_states, kept=states == TRANSCRIPTION_PASS)
     pipeline_config = replace(pipeline_config, text=options.text, voice_states=kept)
     summary = extract_dataset(dataset, out, pipeline_config, ExtractOptions(workers=workers, language="en"))
     log.info("CREMA-D: %d extracted, %d already done, %d failed -> %s", summary.extracted, summary.skipped,

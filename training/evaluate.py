@@ -53,7 +53,7 @@ import numpy as np
 
 from extractors.errors import ExtractionError
 from extractors.text import TextEncoder, TextOptions
-from extractors.voice_states import has_states
+from extractors.voice_states import STATES_SOURCES, has_states, weights_states_source
 from model.checkpoint import CheckpointError, LoadedMiar, read_weights_config
 from model.feature_store import load_split, read_manifest
 from model.metrics import accuracy_rows, mae, mosi_metrics, pearson, roc_auc, sign_accuracy
@@ -256,7 +256,7 @@ def evaluate_weights(
         cache: Feature cache root.
         text_sets: Text held-out sets to score ("mosi" always).
         crema_d_states: Score CREMA-D on the features whose voice states come from this source
-            (``training.crema_d.STATES_SOURCES``) instead of the one the weights were trained on:
+            (``extractors.voice_states.STATES_SOURCES``) instead of the one the weights were trained on:
             how older weights read what the pipeline computes now.
 
     Raises:
@@ -316,8 +316,7 @@ def crema_d_folder(miar: LoadedMiar, cache: Path | None = None, states: str | No
     """The CREMA-D features folder the weights are scored on: of their text depth, and with the voice
     states their training read (``TrainOptions.crema_d_states``; weights from before that option read
     the second pass) unless ``states`` names the other source."""
-    trained = miar.config.get("training", {}).get("options", {}).get("crema_d_states", "second pass")
-    return crema_d.features_dir(cache, miar.text_layers, states or trained)
+    return crema_d.features_dir(cache, miar.text_layers, states or weights_states_source(miar.config))
 
 
 def crema_d_scores(miar: LoadedMiar, cache: Path | None = None, split: str = "test",
@@ -628,7 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--probes", action="store_true",
                         help="polarity accuracy of --weights (default: shipped) on tests/data/probe_sentences.csv, "
                              "per category, with every miss")
-    parser.add_argument("--crema-d-states", choices=crema_d.STATES_SOURCES, default=None,
+    parser.add_argument("--crema-d-states", choices=STATES_SOURCES, default=None,
                         help="with --weights: score CREMA-D on features whose voice states come from this pass, not "
                              "the one the weights trained on (how older weights read what the pipeline computes now)")
     parser.add_argument("--shared", type=Path, default=None, help="team data (default $MIAR_SHARED or ../shared)")

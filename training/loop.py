@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 
 from extractors.text import TextOptions
+from extractors.voice_states import SECOND_PASS, STATES_SOURCES
 from model.batch import ModalityStats, SampleInput, collate
 from model.metrics import MosiMetrics, mosi_metrics
 from model.miar import Miar, MiarDims, sentiment_alignment_loss
@@ -193,7 +194,7 @@ class TrainOptions:
         token_dropout: Share of text tokens masked at random per training sample; > 0 needs
             text. In [0, 1).
         crema_d_states: Which CREMA-D features folder a recipe with ``crema_d`` reads, by where
-            its voice states came from (``training.crema_d.STATES_SOURCES``): "second pass" (a
+            its voice states came from (``extractors.voice_states.STATES_SOURCES``): "second pass" (a
             separate encoder pass over each clip, miar-v3 to v5) or "transcription pass" (kept
             from Whisper's own pass: no second pass at inference; miar-v6's recipe).
         threads: torch CPU threads.
@@ -223,7 +224,7 @@ class TrainOptions:
     modality_dropout: float = 0.0
     neutral_text_dropout: float | None = None
     polarity_balanced: tuple[str, ...] = ()
-    crema_d_states: str = "second pass"
+    crema_d_states: str = SECOND_PASS
     token_dropout: float = 0.1
     threads: int = 1
     length_buckets: int = 1
@@ -348,8 +349,8 @@ def option_refusals(
                         "attached by mixing, no source with text and audio or vision together): set modality_dropout 0")
     if options.neutral_text_dropout is not None and not 0 <= options.neutral_text_dropout < 1:
         problems.append("neutral_text_dropout must be in [0, 1) or null")
-    if options.crema_d_states not in ("second pass", "transcription pass"):
-        problems.append(f"crema_d_states {options.crema_d_states!r}: 'second pass' or 'transcription pass'")
+    if options.crema_d_states not in STATES_SOURCES:
+        problems.append(f"crema_d_states {options.crema_d_states!r}: one of {list(STATES_SOURCES)}")
     unbalanceable = sorted(set(options.polarity_balanced) - set(listed))
     if unbalanceable:
         problems.append(f"polarity_balanced names {unbalanceable}, which are not in sources")
