@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import zlib
 from dataclasses import replace
 from pathlib import Path
@@ -445,11 +446,19 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         train_model(options, _curated_data(), on_step=stop, log_every_epoch=False, resume_path=resume)
     assert resume.is_file()
-    # another config's run does not pick it up (and leaves it)
-    other = train_model(replace(options, epochs=1), _curated_data(), log_every_epoch=False,
-                        resume_path=tmp_path / "other.pt")
-    assert other.summary["epochs"] == 1
-    again = train_model(options, _curated_data(), log_every_epoch=False, resume_path=resume)
+    # another config's run does not pick it up: it trains from its first step
+    other_resume = tmp_path / "other.resume.pt"
+    shutil.copyfile(resume, other_resume)
+    other_steps: list[int] = []
+    other = train_model(replace(options, epochs=1), _curated_data(), on_step=lambda s, *_: other_steps.append(s),
+                        log_every_epoch=False, resume_path=other_resume)
+    assert other.summary["epochs"] == 1 and other_steps[0] == 0
+    # the same config's run goes on after the last finished epoch (a run started again from scratch would end
+    # with the same weights too, so the steps it takes are what tells them apart)
+    steps: list[int] = []
+    again = train_model(options, _curated_data(), on_step=lambda s, *_: steps.append(s), log_every_epoch=False,
+                        resume_path=resume)
+    assert steps == list(range(2 * 4, 3 * 4))
     assert not resume.exists()
     a, b = whole.model.state_dict(), again.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -752,8 +752,8 @@ def train_model(
             scheduler.step()
             terms = {"reg": float(regression.detach()), "mod": float(modality.detach()),
                      "align": float(alignment.detach()), "cls": float(classification.detach())}
-            for key, value in terms.items():
-                sums[key] += value / steps_per_epoch
+            for term, value in terms.items():
+                sums[term] += value / steps_per_epoch
             if on_step is not None:
                 on_step(step, lr, terms)
             step += 1
