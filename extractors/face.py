@@ -5,8 +5,8 @@ Two models, each doing what it is good at:
 - MTCNN (facenet-pytorch) finds faces, small ones included, and tells several faces apart,
   so it picks the *main* face. It costs about 17 ms on a 320x240 copy of a frame on our
   CPU (25 ms with its default 20 px smallest face), too slow for every sampled frame, so it runs sparsely
-  (every ``detect_every_s``)
-  and whenever the face is lost.
+  (every ``detect_every_s`` while it searches for a face, every ``recheck_every_s`` while one
+  is tracked) and whenever the tracked face is lost.
 - MediaPipe's FaceLandmarker runs on every frame, on a square close-up cropped around
   the tracked face box. It returns 478 landmarks, the 52 ARKit-style blendshape scores
   and a facial transformation matrix (head pose). Between MTCNN runs the face box of
@@ -100,14 +100,21 @@ class FaceOptions:
     """How faces are found, followed and measured.
 
     Attributes:
-        detect_every_s: Seconds between two scheduled MTCNN detections. MTCNN costs
-            about 25 ms per 320x240 image on our CPU, four times the landmarker, so it
-            runs every 2 s (1 frame in 8 at 4 fps; every 1 s cost 15% more face time on
-            a talking head) and the landmarks track the face in between; it also runs at
-            once on any frame where the tracked face is lost. While nothing is tracked, the
-            landmarker's own detector searches each whole frame, which finds faces taller
-            than about a fifth of the frame at once; a smaller face that appears then waits
-            for the next scheduled detection.
+        detect_every_s: Seconds between two scheduled MTCNN detections while no face is
+            tracked. MTCNN costs about 25 ms per 320x240 image on our CPU, four times the
+            landmarker, so it runs every 2 s (1 frame in 8 at 4 fps; every 1 s cost 15% more
+            face time on a talking head) and the landmarks track the face in between; it also
+            runs at once on any frame where the tracked face is lost. While nothing is
+            tracked, the landmarker's own detector searches each whole frame, which finds
+            faces taller than about a fifth of the frame at once; a smaller face that appears
+            then waits for the next scheduled detection.
+        recheck_every_s: Seconds between two scheduled MTCNN detections while a face is
+            tracked. Then a detection only re-centres the box on the followed face (the
+            nearest one keeps the track), and a lost face is searched for at once anyway, so
+            it runs more sparsely: on the 10-minute talking head of ``bench/speed.py``, MTCNN
+            every 2 s took about a quarter of the face stage's CPU. 6 s moved the 60-second
+            bench video's ``face_score`` by 0.05 on average (at most 0.16) and its
+            ``sentiment`` by at most 0.04.
         detect_max_side_px: MTCNN runs on a copy of the frame scaled down (never up) to
             this longest side. 320 px keeps a talking head at 80+ px, far above what
             MTCNN needs, at half the cost of 480x360.
@@ -132,6 +139,7 @@ class FaceOptions:
     """
 
     detect_every_s: float = 2.0
+    recheck_every_s: float = 6.0
     detect_max_side_px: int = 320
     min_face_px: int = 32
     min_detection_prob: float = 0.9
@@ -141,10 +149,10 @@ class FaceOptions:
     warn_below_coverage: float = 0.5
 
     def __post_init__(self) -> None:
-        if self.detect_every_s <= 0 or self.detect_max_side_px <= 0 or self.min_face_px <= 0:
+        if min(self.detect_every_s, self.recheck_every_s, self.detect_max_side_px, self.min_face_px) <= 0:
             raise ValueError(
-                f"FaceOptions: detect_every_s {self.detect_every_s}, detect_max_side_px "
-                f"{self.detect_max_side_px} and min_face_px {self.min_face_px} must be positive"
+                f"FaceOptions: detect_every_s {self.detect_every_s}, recheck_every_s {self.recheck_every_s}, "
+                f"detect_max_side_px {self.detect_max_side_px} and min_face_px {self.min_face_px} must be positive"
             )
         if self.batch_size < 1 or self.crop_margin < 0:
             raise ValueError(
@@ -262,17 +270,17 @@ class FaceExtractor:
         rows: list[np.ndarray] = []
         present: list[bool] = []
         box: Box | None = None
-        next_detect_s = -math.inf
+        last_detect_s = -math.inf
         batch: list[Frame] = []
         for frame in frames:
             batch.append(frame)
             if len(batch) == self.options.batch_size:
-                box, next_detect_s = self._process_batch(batch, box, next_detect_s, times, rows, present)
+                box, last_detect_s = self._process_batch(batch, box, last_detect_s, times, rows, present)
                 if progress is not None:
                     progress(batch[-1].time_s)
                 batch = []
         if batch:
-            box, next_detect_s = self._process_batch(batch, box, next_detect_s, times, rows, present)
+            box, last_detect_s = self._process_batch(batch, box, last_detect_s, times, rows, present)
             if progress is not None:
                 progress(batch[-1].time_s)
 
@@ -297,17 +305,24 @@ class FaceExtractor:
         self,
         batch: list[Frame],
         box: Box | None,
-        next_detect_s: float,
+        last_detect_s: float,
         times: list[float],
         rows: list[np.ndarray],
         present: list[bool],
     ) -> tuple[Box | None, float]:
-        """Track the face through one batch; appends one row per frame; returns the tracking state."""
+        """Track the face through one batch; appends one row per frame; returns the tracking state.
+
+        The batch's scheduled detections are chosen before it is read (MTCNN takes them
+        together), at the pace of the state the batch starts in: searching (no face
+        tracked) or re-checking a tracked face. ``last_detect_s`` is the time of the last
+        scheduled detection.
+        """
+        every_s = self.options.detect_every_s if box is None else self.options.recheck_every_s
         scheduled: list[int] = []
         for i, frame in enumerate(batch):
-            if frame.time_s >= next_detect_s:
+            if frame.time_s >= last_detect_s + every_s:
                 scheduled.append(i)
-                next_detect_s = frame.time_s + self.options.detect_every_s
+                last_detect_s = frame.time_s
         detections = self._detect([batch[i].image for i in scheduled])
         fresh = dict(zip(scheduled, detections))
 
@@ -335,7 +350,7 @@ class FaceExtractor:
                 row[_HEIGHT] = (box[3] - box[1]) / image.shape[0]
                 rows.append(row)
                 present.append(True)
-        return box, next_detect_s
+        return box, last_detect_s
 
     def _detect(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """MTCNN boxes (k, 4) in frame pixels, probable faces only, for each image.

@@ -128,6 +128,29 @@ def test_lost_face_is_redetected_at_once(astronaut):
 
 
 @pytest.mark.slow
+def test_mtcnn_searches_often_and_rechecks_a_tracked_face_sparsely(astronaut, monkeypatch):
+    """Scheduled detections: every detect_every_s while no face is tracked, every recheck_every_s while one is."""
+    face, blank = on_canvas(astronaut, 360, 60, 0), np.full((FRAME_H, FRAME_W, 3), 128, np.uint8)
+    options = FaceOptions(detect_every_s=1.0, recheck_every_s=3.0, batch_size=5)  # a batch is 1 s at 5 fps
+    with FaceExtractor(options) as fx:
+        images_seen: list[int] = []
+        detect = fx._detect
+
+        def counting(images: list[np.ndarray]) -> list[np.ndarray]:
+            images_seen.append(len(images))
+            return detect(images)
+
+        monkeypatch.setattr(fx, "_detect", counting)
+        tracked = fx.extract(frames_of([face] * 40))  # 8 s, the face tracked from the first frame
+        while_tracked = sum(images_seen)
+        images_seen.clear()
+        fx.extract(frames_of([blank] * 40))  # 8 s with no face: MTCNN keeps searching
+    assert tracked.present.all()
+    assert while_tracked == 3  # at 0, 3 and 6 s
+    assert sum(images_seen) == 8  # at 0, 1, ..., 7 s
+
+
+@pytest.mark.slow
 def test_astronaut_smiles_and_an_open_mouth_changes_the_blendshapes(extractor, astronaut):
     open_mouth = astronaut.copy()
     rows, cols = draw.ellipse(*MOUTH_CENTRE_YX, 13, 20, shape=astronaut.shape)
@@ -223,6 +246,8 @@ def test_options_are_checked():
         FaceOptions(batch_size=0)
     with pytest.raises(ValueError, match="detect_every_s"):
         FaceOptions(detect_every_s=0.0)
+    with pytest.raises(ValueError, match="recheck_every_s"):
+        FaceOptions(recheck_every_s=-1.0)
 
 
 @pytest.mark.slow
