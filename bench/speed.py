@@ -2,7 +2,7 @@
 
     python bench/speed.py                     # everything, 10-minute video included (~10 min on 2 cores)
     python bench/speed.py --quick             # skip the 10-minute video
-    python bench/speed.py --json bench/results.json --weights weights/miar-v5
+    python bench/speed.py --json bench/results.json --weights weights/miar-v7
     python bench/speed.py --start-only        # only the start-up time of ``python -m pipeline --help``
 
 Each input set runs in a fresh Python process, so that cold start (imports +
@@ -487,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="skip the 10-minute video")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the results here")
     parser.add_argument("--weights", type=Path, default=None, metavar="DIR",
-                        help="MIAR weights folder (default: the pipeline's, weights/miar-v5)")
+                        help="MIAR weights folder (default: the pipeline's, weights/miar-v7)")
     parser.add_argument("--cache", type=Path, default=None, metavar="DIR",
                         help="where the long videos are built and kept (default: $MIAR_CACHE/bench)")
     parser.add_argument("--start-only", action="store_true",

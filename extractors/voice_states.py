@@ -8,7 +8,7 @@ The encoder is installed and loaded for transcription anyway, so the states cost
 package. They come in two kinds, and weights read the kind they were trained on
 (``weights_states_source``; ``STATES_SOURCES``):
 
-- a second pass (``VoiceStates.extract``, what the shipped miar-v5 reads): the encoder runs
+- a second pass (``VoiceStates.extract``, what the shipped miar-v7 reads, as miar-v5 did): the encoder runs
   again over the file in consecutive 30 s windows (shorter audio is zero-padded, as Whisper
   itself does), and only the frames that cover real audio are kept;
 - kept from transcription (``StatesFromTranscription``): the output of every window Whisper

@@ -50,7 +50,7 @@ MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.json"
 #: A config.json larger than this is refused unread (the shipped one is about 32 KB).
 MAX_CONFIG_BYTES = 16 << 20
-#: The largest network built: 2**29 float32 parameters (2 GiB); miar-v5 has 12.1 M (10.6 M: fine-tuned text layers).
+#: The largest network built: 2**29 float32 parameters (2 GiB); miar-v7 has 12.1 M (10.6 M: fine-tuned text layers).
 MAX_PARAMETERS = 1 << 29
 #: model.pt may exceed its parameters' bytes by torch.save's framing: this, plus 1 KiB a tensor.
 _MODEL_FILE_SLACK_BYTES = 64 << 10

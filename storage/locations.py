@@ -32,11 +32,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Shipped weights folders live here, one sub-folder per name.
 WEIGHTS_ROOT = REPO_ROOT / "weights"
 #: The weights used unless the caller names others.
-DEFAULT_WEIGHTS = WEIGHTS_ROOT / "miar-v5"
+DEFAULT_WEIGHTS = WEIGHTS_ROOT / "miar-v7"
 #: The training configs shipped with the code.
 TRAINING_CONFIGS = REPO_ROOT / "training" / "configs"
 #: The config that made ``DEFAULT_WEIGHTS`` (curated sources); training and its data sources default to it.
-DEFAULT_TRAINING_CONFIG = TRAINING_CONFIGS / "miar-v5.json"
+DEFAULT_TRAINING_CONFIG = TRAINING_CONFIGS / "miar-v7.json"
 #: The variable naming the cache folder.
 CACHE_ENV = "MIAR_CACHE"
 #: The longest file name (one path component) Linux file systems take, in bytes (NAME_MAX).

@@ -135,8 +135,8 @@ def test_example_clip_rows_and_sentiment(example_out: tuple[int, Path], repo_roo
         assert float(row["voiced_share"]) > 0.2
         assert all(row[reading] for reading in READINGS), "voice and face were observed: three readings"
         # The astronaut smiles throughout: the face alone must read positive. How far varies with the
-        # weights (miar-v3 +2.0..+2.3; miar-v4 +0.38..+1.91; miar-v5 +0.95..+2.11): the face was trained on
-        # photos only, and reads this animated face more weakly on line 1 than on the others.
+        # weights (miar-v3 +2.0..+2.3; miar-v4 +0.38..+1.91; miar-v5 +0.95..+2.11; miar-v7 +0.39..+1.98): the face
+        # was trained on photos only, and reads this animated face more weakly on line 1 than on the others.
         assert float(row["face_score"]) > 0, "the astronaut smiles throughout"
     assert float(rows[0]["sentiment"]) > 0.5, "'I loved this film ... wonderful ... beautiful' must be positive"
     assert float(rows[1]["sentiment"]) < -0.5, "'the ending was terrible ... I hated' must be negative"

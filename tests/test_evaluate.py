@@ -249,7 +249,7 @@ def test_crema_d_features_of_another_depth_are_not_scored(tmp_path, caplog: pyte
     with Models.load(PipelineConfig(), parts=("miar",)) as models:
         miar = models.miar
     folder = ev.crema_d_folder(miar, tmp_path)
-    assert folder == crema_d.features_dir(tmp_path, miar.text_layers, "second pass")  # miar-v5 read those
+    assert folder == crema_d.features_dir(tmp_path, miar.text_layers, "second pass")  # the shipped weights read those
     other = ev.crema_d_folder(miar, tmp_path, "transcription pass")
     assert other == crema_d.features_dir(tmp_path, miar.text_layers, "transcription pass") != folder
     folder.mkdir()

@@ -550,11 +550,11 @@ def test_new_sampling_options_are_checked_and_leave_cached_runs_found() -> None:
 
 
 def test_the_release_ablations_are_the_releases_themselves() -> None:
-    """The shipped recipe with miar-v4's reader (or the voice states kept from transcription) is miar-v4's
-    (miar-v6's) config to the key, so their three cached seeds are read rather than trained again."""
+    """The shipped recipe at 8 epochs (with miar-v4's reader, or the voice states kept from transcription) is
+    miar-v5's (miar-v4's, miar-v6's) config to the key, so their three cached seeds are read, not trained again."""
     from training.loop import options_key
 
-    for release, name in (("miar-v4", "4 text layers tuned (miar-v4)"),
+    for release, name in (("miar-v5", "8 epochs (miar-v5)"), ("miar-v4", "4 text layers tuned (miar-v4)"),
                           ("miar-v6", "voice states kept from transcription (miar-v6)")):
         config = TrainOptions.from_json(REPO_ROOT / "training" / "configs" / f"{release}.json")
         variant = _variant_options(DEFAULT_CONFIG, ABLATIONS[name][1], config.seed, None)
@@ -569,7 +569,7 @@ def test_crema_d_features_are_kept_per_text_depth_and_derived_from_another(tmp_p
     import pipeline.extract
     from training import crema_d
 
-    # second-pass states (the shipped miar-v5's): the folders keep their names
+    # second-pass states (the shipped weights'): the folders keep their names
     assert crema_d.features_dir(tmp_path) == crema_d.features_dir(tmp_path, 2) == tmp_path / "crema-d-features"
     assert crema_d.features_dir(tmp_path, 0).name == "crema-d-features-layers-0"
     assert crema_d.features_dir(tmp_path, None).name == "crema-d-features-layers-all"

@@ -146,7 +146,7 @@ def test_the_pipeline_reads_the_kind_from_the_weights_file_before_they_load(tmp_
     from pipeline.models import weights_keep_states
 
     shipped = PipelineConfig()
-    assert not weights_keep_states(shipped)  # miar-v5 read second-pass states
+    assert not weights_keep_states(shipped)  # the shipped weights read second-pass states
     (tmp_path / "config.json").write_text(json.dumps({"voice_states_source": "transcription pass"}))
     assert weights_keep_states(replace(shipped, weights_dir=tmp_path))
     assert not weights_keep_states(replace(shipped, weights_dir=tmp_path / "missing"))
@@ -168,4 +168,4 @@ def test_one_decision_keeps_the_states_for_extraction_and_for_the_weights() -> N
         assert extracting.keeps_voice_states and not second_pass.keeps_voice_states
     assert "miar" not in EXTRACT_PARTS
     with Models.load(config, parts=("asr", "miar")) as running:
-        assert not running.keeps_voice_states  # miar-v5, config kept or not
+        assert not running.keeps_voice_states  # the shipped weights, config kept or not

@@ -150,7 +150,7 @@ class TrainOptions:
 
     Defaults are "off" for every loss term and augmentation that needs more than one text
     source can give, so ``TrainOptions()`` is a valid MOSI-only text regressor; the
-    shipped config (``configs/miar-v5.json``) sets every key.
+    shipped config (``configs/miar-v7.json``) sets every key.
 
     Attributes:
         seed: Seed of Python, NumPy and torch.

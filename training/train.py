@@ -2,8 +2,8 @@
 
 Two kinds of data, one loop (``training.loop.train_model``):
 
-- the curated sources of the config (default ``training/configs/miar-v5.json``,
-  written to ``weights/miar-v5``): text "mosi" (train), "mosei" (train; its valid split
+- the curated sources of the config (default ``training/configs/miar-v7.json``,
+  written to ``weights/miar-v7``): text "mosi" (train), "mosei" (train; its valid split
   selects beside MOSI dev), "vader" (train; a fixed 10% slice
   is held out), "sst5" (train), "meld" (train; 3-class auxiliary head only); audio "emodb"
   (speakers 03 and 08 held out), "speech_valence" (every 5th file held out); vision
@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"training config JSON (default {DEFAULT_CONFIG.name}, with --features "
                         f"{FEATURES_CONFIG.name}, both in training/configs/)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="weights folder to write (default weights/miar-v5; required with --features)")
+                        help="weights folder to write (default weights/miar-v7; required with --features)")
     parser.add_argument("--sources", default=None,
                         help="override the config's sources, e.g. mosi,vader,meld,emodb,taiwan (their source_weights "
                         "are kept; options they give nothing to act on are refused)")
