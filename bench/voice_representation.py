@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--features", type=Path, default=features_dir(cache_dir(), 0, TRANSCRIPTION_PASS),
-                        help="CREMA-D features folder (default: the shipped recipe's, states kept from transcription)")
+                        help="CREMA-D features folder (default: states kept from transcription, at text depth 0: "
+                             "miar-v6's recipe; the shipped weights' folder is crema-d-features-layers-0)")
     parser.add_argument("--against", type=Path, default=None,
                         help="another folder of the same clips: print how far its word states are from these")
     parser.add_argument("--no-emodb", action="store_true", help="skip the EmoDB cross-corpus check")

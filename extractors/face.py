@@ -111,10 +111,10 @@ class FaceOptions:
         recheck_every_s: Seconds between two scheduled MTCNN detections while a face is
             tracked. Then a detection only re-centres the box on the followed face (the
             nearest one keeps the track), and a lost face is searched for at once anyway, so
-            it runs more sparsely: on the 10-minute talking head of ``bench/speed.py``, MTCNN
-            every 2 s took about a quarter of the face stage's CPU. 6 s moved the 60-second
-            bench video's ``face_score`` by 0.05 on average (at most 0.16) and its
-            ``sentiment`` by at most 0.04.
+            it runs more sparsely. On the bench's 1-minute talking head (``python
+            bench/face_cadence.py``), 6 s instead of 2 s took MTCNN from 30 images to 11 and
+            the face stage from 3.70 to 3.23 s of CPU, moving the per-frame features by 0.004
+            on average.
         detect_max_side_px: MTCNN runs on a copy of the frame scaled down (never up) to
             this longest side. 320 px keeps a talking head at 80+ px, far above what
             MTCNN needs, at half the cost of 480x360.

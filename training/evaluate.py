@@ -137,7 +137,8 @@ WITHOUT_CREMA_D: dict[str, Any] = {
     "neutral_voice_rate": 0.0, "neutral_text_dropout": None, "polarity_balanced": (), "modality_dropout": 0.0,
 }
 #: Ablation variants: name -> (description, overrides of TrainOptions fields; "dims"/"text" merge).
-#: Each is the shipped config with one change.
+#: Each is the shipped config with one change, except those named after an earlier release: they are
+#: that release's recipe (its 8 epochs included), so that its cached runs are read, not trained again.
 ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "shipped (miar-v7)": ("the config as is", {}),
     "8 epochs (miar-v5)": (
