@@ -27,9 +27,12 @@ from model.feature_store import load_split, read_manifest
 from model.schema import MODALITIES
 from pipeline.config import PipelineConfig
 from pipeline.models import Models
+from storage.files import sha256_of
+from storage.locations import REPO_ROOT
 from training import corpora, crema_d
 from training import sources as src
 from training.loop import NO_CLASS, FeatureSpec, TrainingData, TrainOptions, check_options
+from training.soft_targets import blend_labels, read_scores
 
 __all__ = ["SOURCE_MODALITY", "CLASS_SOURCES", "FEATURES_SOURCE", "LABEL_MAPPINGS", "VADER_SPLIT_SEED",
            "load_training_data", "load_features_data"]
@@ -115,6 +118,9 @@ def load_training_data(options: TrainOptions, shared: Path | None = None, cache:
             samples[name] = corpora.encode_corpus(corpus, encoder, options.text.max_tokens, cache)
             labels[name] = corpus.labels.astype(np.float32)
             classes[name] = np.full(len(corpus), NO_CLASS, np.int64)
+        notes: dict[str, Any] = {"label_mappings": {n: LABEL_MAPPINGS[n] for n in SOURCE_MODALITY}}
+        if options.teacher_weight > 0:
+            notes["teacher"] = _distil(options, text_corpora, labels)
         if "meld" in options.sources:
             corpus, meld_classes = corpora.load_meld(shared)["train"]
             samples["meld"] = corpora.encode_corpus(corpus, encoder, options.text.max_tokens, cache)
@@ -149,9 +155,39 @@ def load_training_data(options: TrainOptions, shared: Path | None = None, cache:
                        options.crema_d_states if with_states else None)
     return TrainingData(
         samples, labels, classes, _curated_kinds(tuple(samples)), dev_samples, dev_labels, dev_name, spec,
-        notes={"label_mappings": {n: LABEL_MAPPINGS[n] for n in SOURCE_MODALITY}}, text_init=text_init,
+        notes=notes, text_init=text_init,
         neutral_text=NEUTRAL_TEXT_SOURCES & set(samples),
     )
+
+
+def teacher_scores_path(options: TrainOptions) -> Path:
+    """The recipe's soft-target file: absolute, or relative to the repository root."""
+    path = Path(options.teacher_scores or "")
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def _distil(options: TrainOptions, text_corpora: dict[str, corpora.TextCorpus],
+            labels: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Blend the teacher's scores into the text sources' labels in place; what was done, for the summary.
+
+    Raises:
+        ValueError: The file is unreadable as soft targets, or scores none of the text sources' texts.
+    """
+    path = teacher_scores_path(options)
+    try:
+        scores = read_scores(path)
+    except OSError as e:
+        raise ValueError(f"teacher_scores {path}: cannot be read ({e}); make it with 'python -m training.teacher "
+                         "--scores FILE'") from e
+    blended = {}
+    for name, corpus in text_corpora.items():
+        labels[name], blended[name] = blend_labels(labels[name], corpus.ids, scores.get(name, {}),
+                                                   options.teacher_weight)
+    if not any(blended.values()):
+        raise ValueError(f"teacher_scores {path}: scores none of the training texts of {sorted(text_corpora)}")
+    log.info("distilling: %s", ", ".join(f"{n} {k}/{len(text_corpora[n])}" for n, k in blended.items()))
+    return {"file": str(options.teacher_scores), "sha256": sha256_of(path), "weight": options.teacher_weight,
+            "texts_blended": blended}
 
 
 def _check_features(folder: Path, options: TrainOptions, with_states: bool) -> None:

@@ -136,6 +136,17 @@ WITHOUT_CREMA_D: dict[str, Any] = {
     "sources": ("mosi", "mosei", "vader", "sst5", "sst5_phrases", "meld", "taiwan", "muxspace"),
     "neutral_voice_rate": 0.0, "neutral_text_dropout": None, "polarity_balanced": (), "modality_dropout": 0.0,
 }
+#: The shipped config on its text sources alone (MELD's classes included): the quick bench for text-path
+#: changes, a fraction of a full run's cost, whose text figures carried to the full recipe before
+#: (miar-v4's tuned depth was chosen on "without CREMA-D" and held with it).
+TEXT_SOURCES_ONLY: dict[str, Any] = {
+    "sources": ("mosi", "mosei", "vader", "sst5", "sst5_phrases", "meld"),
+    "neutral_voice_rate": 0.0, "neutral_text_dropout": None, "polarity_balanced": (), **TEXT_ONLY,
+}
+#: The MPNet teacher's scores on the training text (``python -m training.teacher --scores``), kept in the repository.
+TEACHER_SCORES = "training/data/teacher-mpnet-top4.csv.gz"
+#: Distillation from it: half label, half teacher on every text it scored.
+DISTILLED: dict[str, Any] = {"teacher_scores": TEACHER_SCORES, "teacher_weight": 0.5}
 #: Ablation variants: name -> (description, overrides of TrainOptions fields; "dims"/"text" merge).
 #: Each is the shipped config with one change, except those named after an earlier release: they are
 #: that release's recipe (its 8 epochs included), so that its cached runs are read, not trained again.
@@ -162,6 +173,14 @@ ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
         {"source_weights": {"mosi": 0.13, "mosei": 0.18, "vader": 0.15, "sst5": 0.06, "sst5_phrases": 0.20,
                             "meld": 0.05, "crema_d": 0.16, "taiwan": 0.04, "muxspace": 0.03}}),
     "without CREMA-D": ("the CREMA-D source left out, with the options that act on it", WITHOUT_CREMA_D),
+    "distilled from the MPNet teacher": (
+        "every text-source label blended half and half with the MPNet teacher's score (training.teacher; "
+        "issue 21: a bigger teacher distilled into the shipped size)", DISTILLED),
+    "text sources only": ("the text sources alone (MOSI, MOSEI, VADER, SST-5 and its phrases, MELD's classes): "
+                          "the quick bench for text-path changes", TEXT_SOURCES_ONLY),
+    "text sources only (MPNet teacher distilled)": (
+        "'text sources only' with the MPNet teacher distilled as in 'distilled from the MPNet teacher'",
+        {**TEXT_SOURCES_ONLY, **DISTILLED}),
     "4 text layers tuned without CREMA-D": (
         "miar-v4's reader without CREMA-D: read against 'without CREMA-D' (how the tuned depth was first "
         "measured, before CREMA-D's features were made at depth 0)",

@@ -197,6 +197,12 @@ class TrainOptions:
             its voice states came from (``extractors.voice_states.STATES_SOURCES``): "second pass" (a
             separate encoder pass over each clip, miar-v3 to v5) or "transcription pass" (kept
             from Whisper's own pass: no second pass at inference; miar-v6's recipe).
+        teacher_scores: A soft-target file (``training.soft_targets``: a teacher's scores on the
+            training text), absolute or relative to the repository root; read only when
+            ``teacher_weight`` > 0.
+        teacher_weight: Distillation: every text-source sample the teacher scored learns
+            ``(1 - teacher_weight) * label + teacher_weight * teacher`` instead of its label (the
+            selection sets keep their labels). In [0, 1]; 0 (default) reads no file.
         threads: torch CPU threads.
         length_buckets: Batches drawn at once and cut by text length, so a batch pads to
             similar lengths (the fine-tuned text layers cost per padded token); the batches
@@ -226,6 +232,8 @@ class TrainOptions:
     polarity_balanced: tuple[str, ...] = ()
     crema_d_states: str = SECOND_PASS
     token_dropout: float = 0.1
+    teacher_scores: str | None = None
+    teacher_weight: float = 0.0
     threads: int = 1
     length_buckets: int = 1
     dims: MiarDims = field(default_factory=MiarDims)
@@ -358,6 +366,16 @@ def option_refusals(
         problems.append("token_dropout must be in [0, 1)")
     elif options.token_dropout > 0 and "text" not in present:
         problems.append(f"token_dropout {options.token_dropout} needs text, sources bring none: set token_dropout 0")
+    if not 0 <= options.teacher_weight <= 1:
+        problems.append("teacher_weight must be in [0, 1]")
+    elif options.teacher_weight > 0 and not options.teacher_scores:
+        problems.append(f"teacher_weight {options.teacher_weight} needs teacher_scores (a soft-target file, "
+                        "python -m training.teacher --scores FILE)")
+    elif options.teacher_weight > 0 and not text_only:
+        problems.append(f"teacher_weight {options.teacher_weight} needs a text-only source to distil into")
+    elif options.teacher_scores and options.teacher_weight == 0:
+        problems.append(f"teacher_scores {options.teacher_scores!r} with teacher_weight 0 would be read for "
+                        "nothing: set teacher_weight > 0 or teacher_scores null")
     if options.class_weight > 0 and not has_class:
         problems.append(f"class_weight {options.class_weight} needs a source with class targets (meld), sources "
                         f"{listed} have none: set class_weight 0 and dims.n_classes 0")
@@ -607,7 +625,8 @@ def _jsonable(obj: Any) -> Any:
 
 
 #: Options added after miar-v3's runs, left out of ``options_key`` while they hold their default.
-_KEY_SKIPS_DEFAULT = ("neutral_text_dropout", "polarity_balanced", "crema_d_states")
+_KEY_SKIPS_DEFAULT = ("neutral_text_dropout", "polarity_balanced", "crema_d_states", "teacher_scores",
+                      "teacher_weight")
 _DEFAULT_OPTIONS = {f.name: f.default for f in fields(TrainOptions) if f.name in _KEY_SKIPS_DEFAULT}
 
 
