@@ -181,6 +181,9 @@ ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "text sources only (MPNet teacher distilled)": (
         "'text sources only' with the MPNet teacher distilled as in 'distilled from the MPNet teacher'",
         {**TEXT_SOURCES_ONLY, **DISTILLED}),
+    "text sources only (MPNet teacher's scores alone)": (
+        "'text sources only' with every text the teacher scored learning its score instead of the label "
+        "(teacher_weight 1)", {**TEXT_SOURCES_ONLY, **DISTILLED, "teacher_weight": 1.0}),
     "4 text layers tuned without CREMA-D": (
         "miar-v4's reader without CREMA-D: read against 'without CREMA-D' (how the tuned depth was first "
         "measured, before CREMA-D's features were made at depth 0)",
