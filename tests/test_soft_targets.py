@@ -100,12 +100,9 @@ def test_the_committed_teacher_scores_cover_every_training_text_of_its_sources()
 @requires_shared
 def test_the_committed_teacher_scores_name_the_corpora_ids() -> None:
     from storage.locations import REPO_ROOT
-    from training.assemble import VADER_SPLIT_SEED
-    from training.corpora import load_mosei, load_mosi, load_sst5, load_sst5_phrases, load_vader
+    from training.assemble import TEXT_TRAINING, training_text
     from training.evaluate import TEACHER_SCORES
 
     scores = read_scores(REPO_ROOT / TEACHER_SCORES)
-    corpora = {"mosi": load_mosi()["train"], "mosei": load_mosei()["train"], "sst5": load_sst5()["train"],
-               "vader": load_vader(seed=VADER_SPLIT_SEED)["train"], "sst5_phrases": load_sst5_phrases()}
-    for name, corpus in corpora.items():
+    for name, corpus in training_text(None, TEXT_TRAINING).items():
         assert set(scores[name]) == set(corpus.ids), name

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from training.loop import NO_CLASS, FeatureSpec, TrainingData, TrainOptions, che
 from training.soft_targets import blend_labels, read_scores
 
 __all__ = ["SOURCE_MODALITY", "CLASS_SOURCES", "FEATURES_SOURCE", "LABEL_MAPPINGS", "VADER_SPLIT_SEED",
-           "load_training_data", "load_features_data"]
+           "TEXT_TRAINING", "training_text", "load_training_data", "load_features_data"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,36 @@ LABEL_MAPPINGS: dict[str, Any] = {
 }
 #: The VADER held-out slice is fixed (seed 0) whatever the training seed, so every run is scored on one slice.
 VADER_SPLIT_SEED = 0
+
+
+#: The labelled text sources, in the order training reads them (MELD, class targets only, is apart).
+TEXT_TRAINING: tuple[str, ...] = ("mosi", "mosei", "vader", "sst5", "sst5_phrases")
+
+
+def training_text(shared: Path | None, names: Sequence[str],
+                  loaded: Mapping[str, dict[str, corpora.TextCorpus] | None] | None = None
+                  ) -> dict[str, corpora.TextCorpus]:
+    """The training corpus of each named text source (``TEXT_TRAINING``), as training reads it.
+
+    The one place that says which split and slice a source trains on (VADER's fixed held-out slice
+    excluded); ``loaded`` passes corpora a caller already read (their "train" split is taken).
+
+    Raises:
+        ValueError: A name not in ``TEXT_TRAINING``.
+    """
+    unknown = sorted(set(names) - set(TEXT_TRAINING))
+    if unknown:
+        raise ValueError(f"text sources {unknown} unknown; expected some of {', '.join(TEXT_TRAINING)}")
+    loaders = {
+        "mosi": lambda: corpora.load_mosi(shared), "mosei": lambda: corpora.load_mosei(shared),
+        "vader": lambda: corpora.load_vader(shared, seed=VADER_SPLIT_SEED),
+        "sst5": lambda: corpora.load_sst5(shared), "sst5_phrases": lambda: {"train": corpora.load_sst5_phrases(shared)},
+    }
+    out = {}
+    for name in names:
+        splits = (loaded or {}).get(name) or loaders[name]()
+        out[name] = splits["train"]
+    return out
 
 
 def _curated_kinds(names: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
@@ -104,16 +135,9 @@ def load_training_data(options: TrainOptions, shared: Path | None = None, cache:
             raise ValueError(f"text encoder {encoder.name} gives {encoder.dim}-d tokens, dims.text_dim is "
                              f"{options.dims.text_dim}")
         mosi = corpora.load_mosi(shared)
-        text_corpora = {"mosi": mosi["train"]}
         mosei = corpora.load_mosei(shared) if "mosei" in options.sources else None
-        if mosei is not None:
-            text_corpora["mosei"] = mosei["train"]
-        if "vader" in options.sources:
-            text_corpora["vader"] = corpora.load_vader(shared, seed=VADER_SPLIT_SEED)["train"]
-        if "sst5" in options.sources:
-            text_corpora["sst5"] = corpora.load_sst5(shared)["train"]
-        if "sst5_phrases" in options.sources:
-            text_corpora["sst5_phrases"] = corpora.load_sst5_phrases(shared)
+        text_corpora = training_text(shared, [n for n in TEXT_TRAINING if n in options.sources],
+                                     {"mosi": mosi, "mosei": mosei})
         for name, corpus in text_corpora.items():
             samples[name] = corpora.encode_corpus(corpus, encoder, options.text.max_tokens, cache)
             labels[name] = corpus.labels.astype(np.float32)

@@ -47,8 +47,8 @@ from extractors.text import normalise_text
 from model.metrics import mae
 from storage.files import atomic_path, write_text_atomic
 from storage.locations import cache_dir
-from training.assemble import VADER_SPLIT_SEED
-from training.corpora import TextCorpus, load_mosei, load_mosi, load_sst5, load_sst5_phrases, load_vader
+from training.assemble import training_text
+from training.corpora import TextCorpus, load_mosei, load_mosi
 from training.evaluate import held_out_text, text_set_scores
 from training.probes import load_probes, probe_report
 from training.soft_targets import write_scores
@@ -320,18 +320,6 @@ def train_teacher(options: TeacherOptions, encoder: nn.Module, width: int, train
     return model.eval()
 
 
-def _train_corpora(shared: Path | None, names: Sequence[str]) -> dict[str, TextCorpus]:
-    loaders = {
-        "mosi": lambda: load_mosi(shared)["train"], "mosei": lambda: load_mosei(shared)["train"],
-        "vader": lambda: load_vader(shared, seed=VADER_SPLIT_SEED)["train"],
-        "sst5": lambda: load_sst5(shared)["train"], "sst5_phrases": lambda: load_sst5_phrases(shared),
-    }
-    unknown = sorted(set(names) - set(loaders))
-    if unknown:
-        raise ValueError(f"teacher sources {unknown} unknown; expected some of {', '.join(loaders)}")
-    return {n: loaders[n]() for n in names}
-
-
 def run_teacher(options: TeacherOptions, shared: Path | None = None, cache: Path | None = None,
                 scores_path: Path | None = None) -> str:
     """Train (or resume) the teacher, score it on the held-out sets and probes; the report as text."""
@@ -343,7 +331,7 @@ def run_teacher(options: TeacherOptions, shared: Path | None = None, cache: Path
     def states_of(corpus: TextCorpus, name: str) -> FrozenStates:
         return frozen_states(name, corpus.texts, options, tokenizer, encoder_model, cache)
 
-    corpora = _train_corpora(shared, sorted(options.source_weights))
+    corpora = training_text(shared, sorted(options.source_weights))
     train = {n: _Labelled(states_of(c, f"{n}-train"), c.labels) for n, c in corpora.items()}
     select = [_Labelled(states_of(c, f"{c.name}-{c.split}"), c.labels)
               for c in (load_mosi(shared)["dev"], load_mosei(shared)["valid"])]
